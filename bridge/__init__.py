@@ -1,0 +1,72 @@
+"""estimator-bridge: tf.estimator's workflow on TensorFlow 2.16+ and Keras 3.
+
+``import bridge`` is cheap: TensorFlow-dependent names are loaded on first use, so that
+``bridge.metrics`` (the C++ metrics engine) works without importing TensorFlow at all.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_LAZY_NAMES = {
+    "Estimator": "bridge.estimator",
+    "EstimatorSpec": "bridge.estimator_spec",
+    "ModeKeys": "bridge.mode_keys",
+    "RunConfig": "bridge.run_config",
+    "WarmStartSettings": "bridge.warm_start",
+    "minimize": "bridge.training",
+    "NanLossDuringTrainingError": "bridge.hooks",
+    "SessionRunHook": "bridge.hooks",
+    "SessionRunArgs": "bridge.hooks",
+    "SessionRunContext": "bridge.hooks",
+    "SessionRunValues": "bridge.hooks",
+    "CheckpointSaverListener": "bridge.hooks",
+    "LoggingTensorHook": "bridge.hooks",
+    "NanTensorHook": "bridge.hooks",
+    "StopAtStepHook": "bridge.hooks",
+    "StepCounterHook": "bridge.hooks",
+    "SecondOrStepTimer": "bridge.hooks",
+}
+_LAZY_MODULES = {"metrics", "hooks", "export_output"}
+
+__all__ = sorted([*_LAZY_NAMES, *_LAZY_MODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_NAMES:
+        value = getattr(importlib.import_module(_LAZY_NAMES[name]), name)
+        globals()[name] = value
+        return value
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"bridge.{name}")
+    raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # static tools see the real names
+    from bridge.estimator import Estimator
+    from bridge.estimator_spec import EstimatorSpec
+    from bridge.hooks import (
+        CheckpointSaverListener,
+        LoggingTensorHook,
+        NanLossDuringTrainingError,
+        NanTensorHook,
+        SecondOrStepTimer,
+        SessionRunArgs,
+        SessionRunContext,
+        SessionRunHook,
+        SessionRunValues,
+        StepCounterHook,
+        StopAtStepHook,
+    )
+    from bridge.mode_keys import ModeKeys
+    from bridge.run_config import RunConfig
+    from bridge.training import minimize
+    from bridge.warm_start import WarmStartSettings

@@ -1,0 +1,74 @@
+"""Calling input_fn and turning what it returns into a dataset of (features, labels) pairs."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any, Callable, NamedTuple
+
+import tensorflow as tf
+
+from bridge._fn_args import fn_args
+
+logger = logging.getLogger("bridge")
+
+
+class Input(NamedTuple):
+    """A dataset whose elements hold features (and labels when ``has_labels``)."""
+
+    dataset: tf.data.Dataset
+    has_labels: bool
+    endless: bool  # True for constant tensors, which tf.estimator repeated forever
+
+    def split(self, element: Any) -> tuple[Any, Any]:
+        """(features, labels) of one dataset element; labels is None when there are none."""
+        if self.has_labels:
+            return element[0], element[1]
+        return element, None
+
+
+def call_input_fn(input_fn: Callable, mode: str, params: dict, config: Any, input_context: Any = None) -> Any:
+    """Calls input_fn with the arguments it declares among mode, params, config, input_context."""
+    declared = fn_args(input_fn)
+    kwargs: dict[str, Any] = {}
+    if "mode" in declared:
+        kwargs["mode"] = mode
+    if "params" in declared:
+        kwargs["params"] = copy.deepcopy(params)
+    if "config" in declared:
+        kwargs["config"] = copy.deepcopy(config)
+    if "input_context" in declared and input_context is not None:
+        kwargs["input_context"] = input_context
+    with tf.device("/cpu:0"):
+        return input_fn(**kwargs)
+
+
+def _is_pair(value: Any) -> bool:
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError("input_fn should return (features, labels) as a len 2 tuple.")
+        return True
+    return False
+
+
+def make_input(result: Any) -> Input:
+    """Normalises what input_fn returned, following tf.estimator's accepted forms.
+
+    * a ``tf.data.Dataset`` of ``(features, labels)`` tuples or of features alone;
+    * a ``(features, labels)`` tuple or a features tensor/dict (numpy arrays accepted): a
+      single constant batch, repeated forever as tf.estimator did.
+    """
+    if isinstance(result, tf.data.Dataset):
+        spec = result.element_spec
+        has_labels = isinstance(spec, tuple) and len(spec) == 2
+        return Input(result, has_labels, endless=False)
+    has_labels = _is_pair(result)
+    if has_labels:
+        features, labels = result
+        value = (features, labels) if labels is not None else features
+        has_labels = labels is not None
+    else:
+        value = result
+    with tf.device("/cpu:0"):
+        dataset = tf.data.Dataset.from_tensors(value).repeat()
+    return Input(dataset, has_labels, endless=True)

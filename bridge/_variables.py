@@ -1,0 +1,138 @@
+"""The model_fn's state: variables created once per Estimator call, during its single trace.
+
+Keras 3 layers and optimizers create their variables lazily, the first time they run. A
+classic model_fn builds those objects inside itself, so they come into being while bridge
+traces the step function. ``VariableStore.scope()`` intercepts every ``tf.Variable`` creation
+in that trace and creates the variable *eagerly* instead (under ``tf.init_scope``), outside
+the ``tf.function``. The traced graph then only captures handles to them, so tf.function never
+sees a variable being created, traces exactly once, and the variables live as long as the
+Estimator call that owns the store.
+
+Each variable gets a stable checkpoint key: the Keras path when Keras created it
+(``dense/kernel``, ``adam/iteration``), else the TensorFlow name scope and name. Keras's
+automatic layer names ("dense", "dense_1", ...) restart for every trace, as names restarted
+with every new graph in tf.estimator, so train, evaluate and predict see the same keys.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import re
+from typing import Iterator
+
+import tensorflow as tf
+
+GLOBAL_STEP_KEY = "global_step"
+
+
+def _keras_path() -> str | None:
+    try:
+        from keras.src.backend.common.name_scope import current_path
+    except ImportError:  # pragma: no cover - Keras internals moved
+        return None
+    return current_path() or None
+
+
+@contextlib.contextmanager
+def _fresh_keras_names() -> Iterator[None]:
+    """Restart Keras's automatic object names ("dense", "dense_1", ...) for one trace."""
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:  # pragma: no cover - Keras internals moved
+        yield
+        return
+    saved = global_state.get_global_attribute("object_name_uids")
+    global_state.set_global_attribute("object_name_uids", collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute("object_name_uids", saved)
+
+
+def _strip_suffix(name: str) -> str:
+    return re.sub(r":\d+$", "", name)
+
+
+class VariableStore:
+    """Owns the variables one model_fn trace creates, keyed for checkpoints."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, tf.Variable] = {}
+        self._local_keys: set[str] = set()
+        self.global_step = self._create_global_step()
+
+    def _create_global_step(self) -> tf.Variable:
+        with tf.init_scope():
+            step = tf.Variable(0, dtype=tf.int64, trainable=False, name=GLOBAL_STEP_KEY)
+        self._by_key[GLOBAL_STEP_KEY] = step
+        return step
+
+    # -- what the rest of the runtime reads -------------------------------------------------
+    @property
+    def variables(self) -> dict[str, tf.Variable]:
+        """Every variable by checkpoint key, in creation order (global step first)."""
+        return dict(self._by_key)
+
+    @property
+    def saveable(self) -> dict[str, tf.Variable]:
+        """The variables checkpoints carry: all but local metric state."""
+        return {k: v for k, v in self._by_key.items() if k not in self._local_keys}
+
+    def trainable(self) -> list[tf.Variable]:
+        return [v for v in self._by_key.values() if v.trainable]
+
+    def adopt(self, variables: list[tf.Variable]) -> None:
+        """Registers variables the trace captured but did not create (built outside model_fn)."""
+        known = {id(v) for v in self._by_key.values()}
+        for variable in variables:
+            if id(variable) not in known:
+                self._register(_strip_suffix(variable.name), variable)
+
+    # -- the creator ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        """Route variable creation in the enclosed trace through this store."""
+        graph = tf.compat.v1.get_default_graph()
+        graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_STEP, self.global_step)
+        with _fresh_keras_names(), tf.variable_creator_scope(self._create):
+            yield
+
+    def _create(self, next_creator, **kwargs) -> tf.Variable:
+        key = self._key_for(kwargs.get("name"))
+        initial_value = kwargs.get("initial_value")
+        if isinstance(initial_value, tf.Tensor) and not hasattr(initial_value, "numpy"):
+            static = tf.get_static_value(initial_value)
+            if static is None:
+                raise ValueError(
+                    f"Variable '{key}' is initialised from a value computed from the input or "
+                    "another tensor inside model_fn. bridge creates variables once, outside the "
+                    "traced step: use an initializer (callable) or a constant initial value."
+                )
+            kwargs["initial_value"] = static
+        kwargs["experimental_enable_variable_lifting"] = False
+        with tf.init_scope():
+            variable = next_creator(**kwargs)
+        self._register(key, variable)
+        graph = tf.compat.v1.get_default_graph()
+        graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, variable)
+        if variable.trainable:
+            graph.add_to_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, variable)
+        if variable.synchronization == tf.VariableSynchronization.ON_READ:
+            self._local_keys.add(self._last_key)
+        return variable
+
+    def _key_for(self, name: str | None) -> str:
+        name = _strip_suffix(name or "Variable")
+        prefix = _keras_path() or tf.compat.v1.get_default_graph().get_name_scope()
+        if prefix and not name.startswith(prefix + "/"):
+            name = f"{prefix}/{name}"
+        return name
+
+    def _register(self, key: str, variable: tf.Variable) -> None:
+        unique, n = key, 0
+        while unique in self._by_key:
+            n += 1
+            unique = f"{key}_{n}"
+        self._by_key[unique] = variable
+        self._last_key = unique

@@ -1,0 +1,541 @@
+"""``Estimator``: tf.estimator 2.15's train / evaluate / predict on TensorFlow 2 and Keras 3.
+
+How one call works (the design is explained in docs/design.md):
+
+1. input_fn is called and normalised into a dataset of (features, labels).
+2. A fresh ``VariableStore`` (global step first) and one ``tf.function`` trace of the step:
+   model_fn runs on the next batch inside the trace, creating its Keras layers, optimizer
+   and metrics; their variables are created eagerly, outside the function, once.
+3. The variables are restored from the latest checkpoint (or warm-started), then the traced
+   step runs in a Python loop driven by hooks, checkpoints and summaries.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from bridge import _checkpoints, warm_start
+from bridge._fn_args import fn_args
+from bridge._inputs import Input, call_input_fn, make_input
+from bridge._step import TracedStep
+from bridge._summaries import SummaryWriter
+from bridge._variables import VariableStore
+from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
+from bridge.hooks import (
+    CheckpointSaverListener,
+    LoggingTensorHook,
+    NanTensorHook,
+    SessionRunHook,
+    SessionRunArgs,
+    StepCounterHook,
+    StopAtStepHook,
+    check_hooks,
+)
+from bridge.mode_keys import ModeKeys
+from bridge.run_config import RunConfig, resolve_model_dir
+
+logger = logging.getLogger("bridge")
+
+_MODEL_FN_ARGS = {"features", "labels", "mode", "params", "config", "self"}
+
+
+def _verify_model_fn_args(model_fn: Callable, params: Any) -> None:
+    args = set(fn_args(model_fn))
+    if "features" not in args:
+        raise ValueError(f"model_fn ({model_fn}) must include features argument.")
+    if params is not None and "params" not in args:
+        raise ValueError(f"model_fn ({model_fn}) does not include params argument, but params ({params}) is passed to Estimator.")
+    if params is None and "params" in args:
+        logger.warning("Estimator's model_fn (%s) includes params argument, but params are not passed to Estimator.", model_fn)
+    unexpected = sorted(args - _MODEL_FN_ARGS)
+    if unexpected:
+        raise ValueError(f"model_fn ({model_fn}) has following not expected args: {unexpected}")
+
+
+def _set_random_seed(seed: int | None) -> None:
+    if seed is not None:
+        tf.random.set_seed(seed)
+        try:
+            import keras
+
+            keras.utils.set_random_seed(seed)
+        except ImportError:  # pragma: no cover - keras is a dependency
+            pass
+
+
+class _SummaryHook(SessionRunHook):
+    """Writes the ``loss`` scalar on the first step and then every ``every_steps`` global steps."""
+
+    def __init__(self, writer: SummaryWriter, loss: Any, every_steps: int) -> None:
+        self._writer, self._loss, self._every = writer, loss, every_steps
+        self._last: int | None = None
+
+    def begin(self) -> None:
+        self._step = tf.compat.v1.train.get_global_step()
+
+    def before_run(self, run_context):
+        return SessionRunArgs({"loss": self._loss, "step": self._step})
+
+    def after_run(self, run_context, run_values) -> None:
+        step = int(run_values.results["step"])
+        if self._last is None or step >= self._last + self._every:
+            self._writer.scalar("loss", run_values.results["loss"], step)
+            self._last = step
+
+
+class _ProgressBar:
+    """A Keras progress bar on a TTY (``RunConfig(progress_bar=...)`` forces it on or off)."""
+
+    def __init__(self, enabled: bool | None, target: int | None, label: str) -> None:
+        import sys
+
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self._bar = None
+        if enabled:
+            import keras
+
+            self._bar = keras.utils.Progbar(target, unit_name=label)
+        self._last_update = 0.0
+
+    def update(self, current: int, loss: float | None = None, force: bool = False) -> None:
+        now = time.monotonic()
+        if self._bar is None or (not force and now - self._last_update < 0.2):
+            return
+        self._last_update = now
+        self._bar.update(current, values=[("loss", loss)] if loss is not None else None, finalize=force)
+
+
+class Estimator:
+    """Trains, evaluates and predicts with a ``model_fn(features, labels, mode, params, config)``.
+
+    Same constructor and methods as ``tf.estimator.Estimator`` 2.15; see docs/migration.md
+    for the few differences (hooks fetch through ``before_run``; no Scaffold/Session).
+    """
+
+    def __init__(
+        self,
+        model_fn: Callable[..., EstimatorSpec],
+        model_dir: str | os.PathLike | None = None,
+        config: RunConfig | None = None,
+        params: Mapping[str, Any] | None = None,
+        warm_start_from: Any = None,
+    ) -> None:
+        self._config = resolve_model_dir(model_dir, config)
+        if model_fn is None:
+            raise ValueError("model_fn must be provided to Estimator.")
+        _verify_model_fn_args(model_fn, params)
+        self._model_fn = model_fn
+        self._params = copy.deepcopy(dict(params or {}))
+        self._warm_start_settings = warm_start.normalize(warm_start_from)
+
+    # -- properties --------------------------------------------------------------------------
+    @property
+    def model_dir(self) -> str:
+        return self._config.model_dir
+
+    @property
+    def config(self) -> RunConfig:
+        return copy.deepcopy(self._config)
+
+    @property
+    def params(self) -> dict:
+        return copy.deepcopy(self._params)
+
+    @property
+    def model_fn(self) -> Callable:
+        """The model_fn with params bound: ``(features, labels, mode, config) -> EstimatorSpec``."""
+
+        def public_model_fn(features, labels, mode, config):
+            return self._call_model_fn(features, labels, mode, config)
+
+        return public_model_fn
+
+    def eval_dir(self, name: str | None = None) -> str:
+        """Where evaluate() writes its summaries: ``model_dir/eval`` or ``model_dir/eval_<name>``."""
+        return os.path.join(self.model_dir, "eval" if not name else "eval_" + name)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def latest_checkpoint(self) -> str | None:
+        """Full path of the newest checkpoint in model_dir, or None."""
+        return _checkpoints.latest_checkpoint(self.model_dir)
+
+    def _require_checkpoint(self) -> str:
+        path = self.latest_checkpoint()
+        if not path:
+            raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
+        return path
+
+    def get_variable_names(self) -> list[str]:
+        """Names of the variables in the latest checkpoint."""
+        return [name for name, _ in tf.train.list_variables(self._require_checkpoint())]
+
+    def get_variable_value(self, name: str) -> np.ndarray:
+        """Value of one variable in the latest checkpoint (``NotFoundError`` if it has none)."""
+        return tf.train.load_checkpoint(self._require_checkpoint()).get_tensor(name)
+
+    # -- model_fn ----------------------------------------------------------------------------
+    def _call_model_fn(self, features: Any, labels: Any, mode: str, config: RunConfig | None = None) -> EstimatorSpec:
+        declared = fn_args(self._model_fn)
+        kwargs: dict[str, Any] = {}
+        if "labels" in declared:
+            kwargs["labels"] = labels
+        elif labels is not None:
+            raise ValueError("model_fn does not take labels, but input_fn returns labels.")
+        if "mode" in declared:
+            kwargs["mode"] = mode
+        if "params" in declared:
+            kwargs["params"] = self.params
+        if "config" in declared:
+            kwargs["config"] = copy.deepcopy(config or self._config)
+        spec = self._model_fn(features=features, **kwargs)
+        if not isinstance(spec, EstimatorSpec):
+            raise ValueError(f"model_fn should return an EstimatorSpec. Given: {spec}")
+        return spec
+
+    def _input(self, input_fn: Callable, mode: str) -> Input:
+        return make_input(call_input_fn(input_fn, mode, self._params, self._config))
+
+    def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
+        if checkpoint_path:
+            _checkpoints.restore(checkpoint_path, store.saveable)
+            return
+        if self._warm_start_settings is not None:
+            warm_start.apply(self._warm_start_settings, store.variables)
+        elif purpose:
+            logger.info("Could not find trained model in model_dir: %s, running initialization to %s.", self.model_dir, purpose)
+
+    # -- train -------------------------------------------------------------------------------
+    def train(
+        self,
+        input_fn: Callable,
+        hooks: Sequence[SessionRunHook] | None = None,
+        steps: int | None = None,
+        max_steps: int | None = None,
+        saving_listeners: Sequence[CheckpointSaverListener] | None = None,
+    ) -> "Estimator":
+        """Trains until input_fn is exhausted, ``steps`` more steps, or global step ``max_steps``.
+
+        Returns self, for chaining.
+        """
+        if self._config.task_type in ("evaluator", "ps"):
+            raise ValueError(
+                "Train has been called wrong configuration. Please use train_and_evaluate which calls "
+                f"proper API according to given configuration. Current task type is {self._config.task_type}."
+            )
+        if steps is not None and max_steps is not None:
+            raise ValueError("Can not provide both steps and max_steps.")
+        if steps is not None and steps <= 0:
+            raise ValueError(f"Must specify steps > 0, given: {steps}")
+        if max_steps is not None and max_steps <= 0:
+            raise ValueError(f"Must specify max_steps > 0, given: {max_steps}")
+        user_hooks = check_hooks(hooks)
+        listeners = list(saving_listeners or [])
+        for listener in listeners:
+            if not isinstance(listener, CheckpointSaverListener):
+                raise TypeError(f"saving_listeners must be a list of CheckpointSaverListener, given: {listener!r}")
+        if listeners and not self._checkpointing_enabled():
+            raise ValueError(
+                "There should be a CheckpointSaverHook to use saving_listeners. Enable checkpoints with "
+                "RunConfig(save_checkpoints_steps=...) or save_checkpoints_secs=..."
+            )
+        if max_steps is not None:
+            start = _checkpoints.read_global_step(self.latest_checkpoint())
+            if max_steps <= start:
+                logger.info("Skipping training since max_steps has already saved.")
+                return self
+        os.makedirs(self.model_dir, exist_ok=True)
+        with _checkpoints.TrainerLock(self.model_dir):
+            loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
+        logger.info("Loss for final step: %s.", loss)
+        return self
+
+    def _checkpointing_enabled(self) -> bool:
+        return self._config.save_checkpoints_steps is not None or self._config.save_checkpoints_secs is not None
+
+    def _train(self, input_fn, user_hooks, steps, max_steps, listeners) -> float | None:
+        config = self._config
+        _set_random_seed(config.tf_random_seed)
+        data = self._input(input_fn, ModeKeys.TRAIN)
+        iterator = iter(data.dataset)
+        store = VariableStore()
+        summary_writer = SummaryWriter(self.model_dir) if config.save_summary_steps else None
+        stop_hook = None
+        if steps is not None:
+            stop_hook = StopAtStepHook(num_steps=steps)
+        elif max_steps is not None:
+            stop_hook = StopAtStepHook(last_step=max_steps)
+
+        def body():
+            features, labels = data.split(next(iterator))
+            spec = self._call_model_fn(features, labels, ModeKeys.TRAIN)
+            hooks = list(user_hooks)
+            if stop_hook is not None:
+                hooks.append(stop_hook)
+            hooks.append(NanTensorHook(spec.loss))
+            if config.log_step_count_steps is not None:
+                hooks.append(
+                    LoggingTensorHook(
+                        {"loss": spec.loss, "step": store.global_step}, every_n_iter=config.log_step_count_steps
+                    )
+                )
+            hooks.extend(spec.training_hooks)
+            hooks.extend(spec.training_chief_hooks)
+            if config.log_step_count_steps is not None:
+                callback = (lambda step, rate: summary_writer.scalar("global_step/sec", rate, step)) if summary_writer else None
+                hooks.append(StepCounterHook(config.log_step_count_steps, callback))
+            if summary_writer is not None:
+                hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
+            return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
+
+        step = TracedStep(store, body)
+        checkpoint = self.latest_checkpoint()
+        self._restore_or_warm_start(store, checkpoint, purpose="")
+        start_step = int(store.global_step.numpy())
+        if stop_hook is not None:
+            stop_hook.resolve_start(start_step)
+        saver = _CheckpointSaver(self, store, listeners) if self._checkpointing_enabled() else None
+        for hook in step.hooks:
+            hook.after_create_session(None, None)
+        if saver is not None:
+            saver.begin(start_step)
+        progress = _ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
+        loss = None
+        global_step = start_step
+        stop = stop_hook is not None and start_step >= stop_hook.last_step
+        warned_static = False
+        while not stop:
+            try:
+                outputs, context = step.run()
+            except tf.errors.OutOfRangeError:
+                break
+            loss, new_step = outputs["loss"], int(outputs["global_step"])
+            if new_step == global_step and not warned_static:
+                logger.warning(
+                    "The global step did not move. Training stops only by input exhaustion or a hook: "
+                    "build train_op with bridge.minimize(loss, optimizer) (or increment the global step)."
+                )
+                warned_static = True
+            global_step = new_step
+            progress.update(global_step, float(loss))
+            stop = context.stop_requested
+            if saver is not None and saver.after_step(global_step):
+                stop = True
+        if global_step == start_step:
+            logger.warning("Training with estimator made no steps. Perhaps input is empty or misspecified.")
+        for hook in step.hooks:
+            hook.end(None)
+        if saver is not None:
+            saver.end(global_step)
+        progress.update(global_step, None if loss is None else float(loss), force=True)
+        if summary_writer is not None:
+            summary_writer.close()
+        return None if loss is None else float(loss)
+
+    # -- evaluate ----------------------------------------------------------------------------
+    def evaluate(
+        self,
+        input_fn: Callable,
+        steps: int | None = None,
+        hooks: Sequence[SessionRunHook] | None = None,
+        checkpoint_path: str | None = None,
+        name: str | None = None,
+    ) -> dict[str, Any]:
+        """Evaluates the latest (or given) checkpoint; returns ``loss``, ``global_step`` and each metric.
+
+        ``loss`` is the mean of the per-batch losses, as tf.estimator computed it.
+        """
+        if steps is not None and steps <= 0:
+            raise ValueError(f"Must specify steps > 0, given: {steps}")
+        user_hooks = check_hooks(hooks)
+        checkpoint_path = checkpoint_path or self.latest_checkpoint()
+        _set_random_seed(self._config.tf_random_seed)
+        data = self._input(input_fn, ModeKeys.EVAL)
+        iterator = iter(data.dataset)
+        store = VariableStore()
+
+        def body():
+            features, labels = data.split(next(iterator))
+            spec = self._call_model_fn(features, labels, ModeKeys.EVAL)
+            validate_eval_metric_names(spec.eval_metric_ops)
+            outputs = {"loss": spec.loss}
+            for key, metric in sorted(spec.eval_metric_ops.items()):
+                outputs["metric/" + key] = _metric_value(key, metric)
+            return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
+
+        step = TracedStep(store, body)
+        self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
+        for hook in step.hooks:
+            hook.after_create_session(None, None)
+        loss_sum, batches = 0.0, 0
+        last: dict[str, Any] = {}
+        while steps is None or batches < steps:
+            try:
+                outputs, context = step.run()
+            except tf.errors.OutOfRangeError:
+                break
+            loss_sum += float(outputs["loss"])
+            batches += 1
+            last = outputs
+            if steps is not None:
+                logger.info("Evaluation [%d/%d]", batches, steps)
+            if context.stop_requested:
+                break
+        for hook in step.hooks:
+            hook.end(None)
+        results: dict[str, Any] = {}
+        for key in sorted(step.spec.eval_metric_ops):
+            results[key] = last.get("metric/" + key, _no_batches_value())
+        results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
+        results["global_step"] = np.int64(store.global_step.numpy())
+        logger.info(
+            "Saving dict for global step %d: %s",
+            results["global_step"],
+            ", ".join(f"{k} = {v}" for k, v in sorted(results.items())),
+        )
+        writer = SummaryWriter(self.eval_dir(name))
+        writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
+        writer.close()
+        return results
+
+    # -- predict -----------------------------------------------------------------------------
+    def predict(
+        self,
+        input_fn: Callable,
+        predict_keys: Sequence[str] | str | None = None,
+        hooks: Sequence[SessionRunHook] | None = None,
+        checkpoint_path: str | None = None,
+        yield_single_examples: bool = True,
+    ) -> Iterator[Any]:
+        """Yields predictions one example (or one batch) at a time. Lazy: nothing runs until iterated."""
+        user_hooks = check_hooks(hooks)
+        checkpoint_path = checkpoint_path or self.latest_checkpoint()
+        _set_random_seed(self._config.tf_random_seed)
+        data = self._input(input_fn, ModeKeys.PREDICT)
+        if data.endless:
+            logger.warning("Input graph does not use tf.data.Dataset or contain a QueueRunner. That means predict yields forever.")
+        iterator = iter(data.dataset)
+        store = VariableStore()
+
+        def body():
+            features, _ = data.split(next(iterator))
+            spec = self._call_model_fn(features, None, ModeKeys.PREDICT)
+            predictions = _filter_predictions(spec.predictions, predict_keys)
+            outputs = predictions if isinstance(predictions, dict) else {"": predictions}
+            return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
+
+        step = TracedStep(store, body)
+        self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
+        single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
+        for hook in step.hooks:
+            hook.after_create_session(None, None)
+        while True:
+            try:
+                outputs, context = step.run()
+            except tf.errors.OutOfRangeError:
+                break
+            if single:
+                batch = outputs[""]
+                yield from (batch if yield_single_examples else [batch])
+            elif yield_single_examples:
+                yield from _examples(outputs)
+            else:
+                yield outputs
+            if context.stop_requested:
+                break
+        for hook in step.hooks:
+            hook.end(None)
+
+
+def _metric_value(key: str, metric: Any) -> tf.Tensor:
+    """The tensor holding a metric's value after this batch's update."""
+    if isinstance(metric, tuple):
+        value, update_op = metric
+        with tf.control_dependencies([update_op]):
+            return tf.identity(value)
+    if hasattr(metric, "result") and hasattr(metric, "update_state"):
+        return metric.result()
+    raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
+
+
+def _no_batches_value() -> np.float32:
+    return np.float32(0.0)
+
+
+def _filter_predictions(predictions: Any, predict_keys: Any) -> Any:
+    if predict_keys is None:
+        return predictions
+    if not isinstance(predictions, dict):
+        raise ValueError("predict_keys argument is not valid in case of non-dict predictions.")
+    filtered = {k: v for k, v in predictions.items() if k in predict_keys}
+    if not filtered:
+        raise ValueError(
+            f"Expected to run at least one output from {list(predictions)}, provided {predict_keys}."
+        )
+    return filtered
+
+
+def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
+    sizes = {key: value.shape[0] for key, value in batch.items()}
+    first = next(iter(batch))
+    for key, size in sizes.items():
+        if size != sizes[first]:
+            raise ValueError(
+                f"Batch length of predictions should be same. {key} has different batch length than others."
+            )
+    for i in range(sizes[first]):
+        yield {key: value[i] for key, value in batch.items()}
+
+
+class _CheckpointSaver:
+    """tf.estimator's checkpoint policy: at start, every N steps or secs, and at the end."""
+
+    def __init__(self, estimator: Estimator, store: VariableStore, listeners: Sequence[CheckpointSaverListener]) -> None:
+        config = estimator._config
+        self._variables = store.saveable
+        self._writer = _checkpoints.CheckpointWriter(
+            estimator.model_dir, self._variables, config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+        )
+        self._every_steps = config.save_checkpoints_steps
+        self._every_secs = config.save_checkpoints_secs
+        self._listeners = list(listeners)
+        self._last_time = time.monotonic()
+
+    def begin(self, step: int) -> None:
+        for listener in self._listeners:
+            listener.begin()
+        self._save(step)
+
+    def after_step(self, step: int) -> bool:
+        """Saves when the interval has elapsed; True when a listener asks to stop."""
+        if self._every_steps is not None:
+            due = step >= self._writer.last_saved_step + self._every_steps
+        else:
+            due = time.monotonic() - self._last_time >= self._every_secs
+        return self._save(step) if due else False
+
+    def end(self, step: int) -> None:
+        if self._writer.last_saved_step != step:
+            self._save(step)
+        for listener in self._listeners:
+            listener.end(None, step)
+
+    def _save(self, step: int) -> bool:
+        for listener in self._listeners:
+            listener.before_save(None, step)
+        _checkpoints.assert_finite(self._variables)
+        self._writer.save(step)
+        self._last_time = time.monotonic()
+        stop = False
+        for listener in self._listeners:
+            if listener.after_save(None, step):
+                logger.info("A CheckpointSaverListener requested that training be stopped. listener: %s", listener)
+                stop = True
+        return stop

@@ -1,0 +1,327 @@
+"""Training hooks with tf.estimator's interface, driven by bridge's traced step loop.
+
+tf.estimator's hooks talked to a ``tf.compat.v1.Session``: ``before_run`` returned graph
+tensors to add to the next ``Session.run`` and ``after_run`` received their values. bridge
+has no Session. It traces the model_fn step once into a ``tf.function``; hooks therefore
+declare what they fetch *while that trace is built*:
+
+* ``begin()`` runs inside the trace (graph-construction time, as in tf.estimator), so
+  ``tf.compat.v1.train.get_global_step()`` and the model_fn's tensors are available.
+* ``before_run(run_context)`` is called once during the trace to learn which tensors the
+  hook fetches; those tensors become outputs of the traced step. It is then called before
+  every step as usual, and may return any subset of those tensors (or ``None``).
+* ``after_run(run_context, run_values)`` receives numpy values in ``run_values.results``.
+* ``after_create_session(session, coord)`` and ``end(session)`` receive ``None`` for the
+  session: there is none. Hooks that call ``session.run`` do not port; fetch through
+  ``before_run`` instead.
+
+With ``RunConfig(iterations_per_loop=N)`` one "run" is one traced call of up to N steps,
+as with TPUEstimator: hooks see the values of the last step of each call.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
+
+import numpy as np
+
+logger = logging.getLogger("bridge")
+
+
+class NanLossDuringTrainingError(RuntimeError):
+    """Raised when the training loss becomes NaN; no checkpoint of the NaN weights is written."""
+
+    def __str__(self) -> str:
+        return "NaN loss during training."
+
+
+class SessionRunArgs(NamedTuple):
+    """What a hook asks for in ``before_run``: ``fetches`` is a tensor, list or dict of tensors."""
+
+    fetches: Any
+    feed_dict: Optional[Mapping] = None
+    options: Any = None
+
+
+class SessionRunValues(NamedTuple):
+    """What a hook receives in ``after_run``: ``results`` mirrors the structure of its fetches."""
+
+    results: Any
+    options: Any = None
+    run_metadata: Any = None
+
+
+class SessionRunContext:
+    """Per-step context handed to hooks; ``request_stop()`` ends the loop after this step."""
+
+    def __init__(self, original_args: SessionRunArgs | None = None, session: Any = None) -> None:
+        self._original_args = original_args
+        self._session = session
+        self._stop_requested = False
+
+    @property
+    def original_args(self) -> SessionRunArgs | None:
+        return self._original_args
+
+    @property
+    def session(self) -> Any:
+        """Always ``None`` in bridge: there is no Session to run extra ops in."""
+        return self._session
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def request_stop(self) -> None:
+        self._stop_requested = True
+
+
+class SessionRunHook:
+    """Base class for hooks; every callback is optional (see the module docstring)."""
+
+    def begin(self) -> None:
+        """Called inside the step trace, before the loop starts."""
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        """Called once variables are created and restored (``session`` and ``coord`` are ``None``)."""
+
+    def before_run(self, run_context: SessionRunContext) -> Optional[SessionRunArgs]:
+        """Return ``SessionRunArgs(fetches)`` to receive their values in ``after_run``."""
+        return None
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        """Called after each traced call with the fetched values."""
+
+    def end(self, session: Any) -> None:
+        """Called once at the end of the loop (not when it ends with an exception)."""
+
+
+class CheckpointSaverListener:
+    """Called around each checkpoint save during ``train``; ``after_save`` returning True stops training."""
+
+    def begin(self) -> None:
+        pass
+
+    def before_save(self, session: Any, global_step_value: int) -> None:
+        pass
+
+    def after_save(self, session: Any, global_step_value: int) -> Optional[bool]:
+        return None
+
+    def end(self, session: Any, global_step_value: int) -> None:
+        pass
+
+
+class SecondOrStepTimer:
+    """Fires every ``every_secs`` seconds or every ``every_steps`` steps (exactly one of them)."""
+
+    def __init__(self, every_secs: float | None = None, every_steps: int | None = None) -> None:
+        if (every_secs is None) == (every_steps is None):
+            raise ValueError("Either every_secs or every_steps should be provided.")
+        self._every_secs = every_secs
+        self._every_steps = every_steps
+        self._last_time: float | None = None
+        self._last_step: int | None = None
+
+    def should_trigger_for_step(self, step: int) -> bool:
+        if self._last_step is None:
+            return True
+        if step == self._last_step:
+            return False
+        if self._every_secs is not None:
+            return time.time() >= self._last_time + self._every_secs
+        return step >= self._last_step + self._every_steps
+
+    def update_last_triggered_step(self, step: int) -> tuple[float | None, int | None]:
+        """Marks ``step`` as triggered; returns (elapsed seconds, elapsed steps) since the last trigger."""
+        now = time.time()
+        if self._last_time is None:
+            elapsed = (None, None)
+        else:
+            elapsed = (now - self._last_time, step - self._last_step)
+        self._last_time, self._last_step = now, step
+        return elapsed
+
+    def last_triggered_step(self) -> int | None:
+        return self._last_step
+
+
+def _global_step_tensor():
+    import tensorflow as tf
+
+    step = tf.compat.v1.train.get_global_step()
+    if step is None:
+        raise RuntimeError("Global step should be created to use this hook.")
+    return step
+
+
+class StopAtStepHook(SessionRunHook):
+    """Requests a stop once the global step reaches ``last_step`` (or start + ``num_steps``)."""
+
+    def __init__(self, num_steps: int | None = None, last_step: int | None = None) -> None:
+        if num_steps is None and last_step is None:
+            raise ValueError("One of num_steps or last_step must be specified.")
+        if num_steps is not None and last_step is not None:
+            raise ValueError("Only one of num_steps or last_step can be specified.")
+        self._num_steps = num_steps
+        self._last_step = last_step
+
+    @property
+    def last_step(self) -> int | None:
+        return self._last_step
+
+    def begin(self) -> None:
+        self._global_step = _global_step_tensor()
+
+    def resolve_start(self, start_step: int) -> None:
+        """Fixes the relative target once the starting global step is known (bridge calls this)."""
+        if self._last_step is None:
+            self._last_step = start_step + self._num_steps
+
+    def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
+        return SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        if int(run_values.results) >= self._last_step:
+            run_context.request_stop()
+
+
+class NanTensorHook(SessionRunHook):
+    """Stops (or raises ``NanLossDuringTrainingError``) when ``loss_tensor`` becomes NaN."""
+
+    def __init__(self, loss_tensor: Any, fail_on_nan_loss: bool = True) -> None:
+        self._loss_tensor = loss_tensor
+        self._fail_on_nan_loss = fail_on_nan_loss
+
+    def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
+        return SessionRunArgs(self._loss_tensor)
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        if np.isnan(run_values.results).any():
+            message = "Model diverged with loss = NaN."
+            if self._fail_on_nan_loss:
+                logger.error(message)
+                raise NanLossDuringTrainingError
+            logger.warning(message)
+            run_context.request_stop()
+
+
+class LoggingTensorHook(SessionRunHook):
+    """Logs the given tensors every N iterations or seconds, and/or at the end."""
+
+    def __init__(
+        self,
+        tensors: Union[Mapping[str, Any], Sequence[Any]],
+        every_n_iter: int | None = None,
+        every_n_secs: float | None = None,
+        at_end: bool = False,
+        formatter: Callable[[dict], str] | None = None,
+    ) -> None:
+        only_at_end = at_end and every_n_iter is None and every_n_secs is None
+        if not only_at_end and (every_n_iter is None) == (every_n_secs is None):
+            raise ValueError(
+                "either at_end and/or exactly one of every_n_iter and every_n_secs must be provided."
+            )
+        if every_n_iter is not None and every_n_iter <= 0:
+            raise ValueError(f"invalid every_n_iter={every_n_iter}.")
+        if isinstance(tensors, Mapping):
+            self._tags = sorted(tensors)
+            self._tensors = dict(tensors)
+        else:
+            tensors = list(tensors)
+            self._tags = [getattr(t, "name", str(i)) for i, t in enumerate(tensors)]
+            self._tensors = dict(zip(self._tags, tensors))
+        self._timer = (
+            None if only_at_end else SecondOrStepTimer(every_secs=every_n_secs, every_steps=every_n_iter)
+        )
+        self._log_at_end = at_end
+        self._formatter = formatter
+        self._iter_count = 0
+        self._last_values: dict | None = None
+
+    def begin(self) -> None:
+        self._iter_count = 0
+
+    def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
+        return SessionRunArgs(self._tensors)
+
+    def _log(self, values: Mapping[str, Any], elapsed: float | None = None) -> None:
+        if self._formatter is not None:
+            logger.info(self._formatter(dict(values)))
+            return
+        text = ", ".join(f"{tag} = {values[tag]}" for tag in self._tags)
+        if elapsed is not None:
+            text += f" ({elapsed:.3f} sec)"
+        logger.info(text)
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        self._last_values = run_values.results
+        if self._timer is not None and self._timer.should_trigger_for_step(self._iter_count):
+            elapsed, _ = self._timer.update_last_triggered_step(self._iter_count)
+            self._log(run_values.results, elapsed)
+        self._iter_count += 1
+
+    def end(self, session: Any) -> None:
+        if self._log_at_end and self._last_values is not None:
+            self._log(self._last_values)
+
+
+class StepCounterHook(SessionRunHook):
+    """Logs ``global_step/sec`` every N steps and hands it to ``callback`` (bridge writes the summary)."""
+
+    def __init__(self, every_n_steps: int = 100, callback: Callable[[int, float], None] | None = None) -> None:
+        self._timer = SecondOrStepTimer(every_steps=every_n_steps)
+        self._callback = callback
+
+    def begin(self) -> None:
+        self._global_step = _global_step_tensor()
+
+    def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
+        return SessionRunArgs(self._global_step)
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        step = int(run_values.results)
+        if self._timer.should_trigger_for_step(step):
+            elapsed_secs, elapsed_steps = self._timer.update_last_triggered_step(step)
+            if elapsed_secs:
+                rate = elapsed_steps / elapsed_secs
+                logger.info("global_step/sec: %g", rate)
+                if self._callback is not None:
+                    self._callback(step, rate)
+
+
+def check_hooks(hooks: Any, what: str = "Hooks") -> list[SessionRunHook]:
+    """Returns ``hooks`` as a list, raising TypeError for anything that is not a bridge hook."""
+    result = list(hooks or [])
+    for hook in result:
+        if not isinstance(hook, SessionRunHook):
+            raise TypeError(f"{what} must be a SessionRunHook, given: {hook!r}" + _tf_hook_hint(hook))
+    return result
+
+
+def _tf_hook_hint(hook: Any) -> str:
+    module = type(hook).__module__ or ""
+    if module.startswith("tensorflow"):
+        return (
+            f". {type(hook).__name__} is a tf.compat.v1 Session hook, which needs a Session; "
+            f"use bridge.{type(hook).__name__} (or subclass bridge.SessionRunHook) instead."
+        )
+    return ""
+
+
+__all__ = [
+    "CheckpointSaverListener",
+    "LoggingTensorHook",
+    "NanLossDuringTrainingError",
+    "NanTensorHook",
+    "SecondOrStepTimer",
+    "SessionRunArgs",
+    "SessionRunContext",
+    "SessionRunHook",
+    "SessionRunValues",
+    "StepCounterHook",
+    "StopAtStepHook",
+    "check_hooks",
+]

@@ -1,0 +1,62 @@
+"""``minimize``: the train_op for a Keras 3 (or tf.compat.v1) optimizer inside model_fn."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import tensorflow as tf
+
+
+def minimize(
+    loss: tf.Tensor,
+    optimizer: Any,
+    var_list: Sequence[tf.Variable] | None = None,
+    global_step: tf.Variable | None = None,
+) -> tf.Operation:
+    """Returns an op that applies one optimizer step to ``loss`` and increments the global step.
+
+    This is the Keras 3 replacement for tf.estimator's ``optimizer.minimize(loss,
+    global_step=tf.compat.v1.train.get_global_step())``: Keras 3 optimizers know nothing of a
+    global step, and Estimator's ``steps``/``max_steps`` stop training by reading it.
+
+    Args:
+      loss: the scalar loss tensor computed in model_fn.
+      optimizer: a Keras 3 optimizer (e.g. ``keras.optimizers.Adam(1e-3)``) or a
+        ``tf.compat.v1.train.Optimizer``.
+      var_list: variables to train; by default every trainable variable model_fn created.
+      global_step: the step variable to increment; by default the Estimator's global step.
+
+    Raises:
+      RuntimeError: when called outside a model_fn (eagerly).
+      ValueError: when there is nothing to train or no variable receives a gradient.
+    """
+    if tf.executing_eagerly():
+        raise RuntimeError(
+            "bridge.minimize builds the train_op inside model_fn; it cannot run eagerly. "
+            "Call it from the model_fn that the Estimator traces."
+        )
+    if var_list is None:
+        var_list = tf.compat.v1.trainable_variables()
+    var_list = list(var_list)
+    if not var_list:
+        raise ValueError(
+            "bridge.minimize found no trainable variables. Create the model's layers inside "
+            "model_fn, or pass var_list=model.trainable_variables."
+        )
+    if global_step is None:
+        global_step = tf.compat.v1.train.get_global_step()
+    gradients = tf.gradients(loss, var_list)
+    pairs = [(g, v) for g, v in zip(gradients, var_list) if g is not None]
+    if not pairs:
+        names = [getattr(v, "name", str(v)) for v in var_list]
+        raise ValueError(f"No gradients provided for any variable: {names}. Does the loss depend on them?")
+    if isinstance(optimizer, tf.compat.v1.train.Optimizer):
+        return optimizer.apply_gradients(pairs, global_step=global_step)
+    if not hasattr(optimizer, "apply_gradients"):
+        raise TypeError(
+            f"optimizer must be a Keras optimizer or a tf.compat.v1.train.Optimizer. Received: optimizer={optimizer!r}"
+        )
+    optimizer.apply_gradients(pairs)
+    if global_step is None:
+        return tf.no_op(name="train_op")
+    return global_step.assign_add(1, read_value=False)
