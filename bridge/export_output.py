@@ -1,0 +1,146 @@
+"""Serving outputs a model_fn declares in ``EstimatorSpec.export_outputs``.
+
+Each class validates its tensors when constructed, as tf.estimator did, and
+exposes them as ``outputs`` (signature output name -> tensor) together with
+the TensorFlow Serving ``method_name`` of the signature it stands for. The
+SavedModel exporter turns these into SignatureDefs; that conversion belongs on
+``ExportOutput`` once export is implemented.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, Mapping, Union
+
+import tensorflow as tf
+
+__all__ = [
+    "ExportOutput",
+    "PredictOutput",
+    "ClassificationOutput",
+    "RegressionOutput",
+]
+
+# Joins the parts of a tuple key (multi-head models) into one output name.
+_KEY_SEPARATOR = "/"
+
+
+class ExportOutput(abc.ABC):
+    """Base class of the outputs a model can serve under one signature."""
+
+    #: The TensorFlow Serving method of the signature (set by each subclass).
+    method_name: str = ""
+
+    @property
+    @abc.abstractmethod
+    def outputs(self) -> dict[str, tf.Tensor]:
+        """The signature's outputs: name -> tensor."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.outputs!r})"
+
+
+def _is_float_tensor(value: Any) -> bool:
+    return isinstance(value, tf.Tensor) and value.dtype.is_floating
+
+
+def _output_name(key: Any, label: str) -> str:
+    """Returns ``key`` as an output name; a tuple key becomes 'a/b'."""
+    if isinstance(key, tuple) and all(isinstance(part, str) for part in key):
+        key = _KEY_SEPARATOR.join(key)
+    if not isinstance(key, str):
+        raise ValueError(f"{label} output key must be a string; got {key!r}.")
+    return key
+
+
+class PredictOutput(ExportOutput):
+    """Generic prediction outputs (``tensorflow/serving/predict``).
+
+    ``outputs`` is a Tensor, exposed under the name ``output``, or a dict of
+    Tensors whose keys are strings or tuples of strings.
+    """
+
+    method_name = "tensorflow/serving/predict"
+    SINGLE_OUTPUT_NAME = "output"
+
+    def __init__(self, outputs: Union[tf.Tensor, Mapping[Any, tf.Tensor]]) -> None:
+        if not isinstance(outputs, dict):
+            outputs = {self.SINGLE_OUTPUT_NAME: outputs}
+        checked: dict[str, tf.Tensor] = {}
+        for key, value in outputs.items():
+            name = _output_name(key, "Prediction")
+            if not isinstance(value, tf.Tensor):
+                raise ValueError(
+                    f"Prediction output value must be a Tensor; got {value!r} "
+                    f"for key {name!r}."
+                )
+            checked[name] = value
+        self._outputs = checked
+
+    @property
+    def outputs(self) -> dict[str, tf.Tensor]:
+        return dict(self._outputs)
+
+
+class ClassificationOutput(ExportOutput):
+    """Classifier outputs (``tensorflow/serving/classify``).
+
+    ``scores`` is a float Tensor (one score per class), ``classes`` a string
+    Tensor of class labels; at least one of them is required.
+    """
+
+    method_name = "tensorflow/serving/classify"
+
+    def __init__(
+        self, scores: tf.Tensor | None = None, classes: tf.Tensor | None = None
+    ) -> None:
+        if scores is not None and not _is_float_tensor(scores):
+            raise ValueError(
+                f"Classification scores must be a float Tensor; got {scores!r}."
+            )
+        if classes is not None and not (
+            isinstance(classes, tf.Tensor) and classes.dtype == tf.string
+        ):
+            raise ValueError(
+                f"Classification classes must be a string Tensor; got {classes!r}."
+            )
+        if scores is None and classes is None:
+            raise ValueError(
+                "ClassificationOutput needs at least one of `scores` and `classes`."
+            )
+        self._scores = scores
+        self._classes = classes
+
+    @property
+    def scores(self) -> tf.Tensor | None:
+        return self._scores
+
+    @property
+    def classes(self) -> tf.Tensor | None:
+        return self._classes
+
+    @property
+    def outputs(self) -> dict[str, tf.Tensor]:
+        found = {"classes": self._classes, "scores": self._scores}
+        return {name: value for name, value in found.items() if value is not None}
+
+
+class RegressionOutput(ExportOutput):
+    """Regressor output (``tensorflow/serving/regress``): one float Tensor."""
+
+    method_name = "tensorflow/serving/regress"
+
+    def __init__(self, value: tf.Tensor) -> None:
+        if not _is_float_tensor(value):
+            raise ValueError(
+                f"Regression output value must be a float Tensor; got {value!r}."
+            )
+        self._value = value
+
+    @property
+    def value(self) -> tf.Tensor:
+        return self._value
+
+    @property
+    def outputs(self) -> dict[str, tf.Tensor]:
+        return {"outputs": self._value}
