@@ -1,0 +1,914 @@
+"""`RunConfig`: where and how an Estimator runs, and who this process is in a cluster.
+
+`RunConfig` keeps tf.estimator 2.15's constructor, defaults, validation errors and
+TF_CONFIG rules, so code that built a `tf.estimator.RunConfig` builds a
+`bridge.RunConfig` unchanged. Two fields are new: `iterations_per_loop` (steps run
+inside one traced call) and `progress_bar`.
+
+Importing this module does not import TensorFlow; TensorFlow is imported only when a
+value needs it (a strategy or `ConfigProto` to check, a cluster to parse, or the
+`cluster_spec` property).
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import json
+import logging
+import numbers
+import os
+import sys
+import tempfile
+from typing import Any, Callable, Mapping, Optional, Union
+
+__all__ = ["RunConfig", "TaskType", "resolve_model_dir"]
+
+_log = logging.getLogger(__name__)
+
+
+class _UseDefault:
+    """Marker for "argument not given" (distinct from an explicit None)."""
+
+    _instance = None
+
+    def __new__(cls):
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+    def __deepcopy__(self, memo):
+        return self
+
+
+_USE_DEFAULT: Any = _UseDefault()
+
+_DEFAULT_SAVE_CHECKPOINTS_SECS = 600
+
+_BOTH_SAVE_INTERVALS_ERROR = (
+    "`save_checkpoints_steps` and `save_checkpoints_secs` cannot be both set."
+)
+
+# Constructor fields, in signature order; these (and only these) may be replaced.
+_FIELDS = (
+    "model_dir",
+    "tf_random_seed",
+    "save_summary_steps",
+    "save_checkpoints_steps",
+    "save_checkpoints_secs",
+    "session_config",
+    "keep_checkpoint_max",
+    "keep_checkpoint_every_n_hours",
+    "log_step_count_steps",
+    "train_distribute",
+    "device_fn",
+    "protocol",
+    "eval_distribute",
+    "experimental_distribute",
+    "experimental_max_worker_delay_secs",
+    "session_creation_timeout_secs",
+    "checkpoint_save_graph_def",
+    "iterations_per_loop",
+    "progress_bar",
+)
+
+# State read from TF_CONFIG at construction; never replaceable.
+_DERIVED = (
+    "cluster_spec",
+    "task_type",
+    "task_id",
+    "master",
+    "evaluation_master",
+    "is_chief",
+    "num_ps_replicas",
+    "num_worker_replicas",
+    "global_id_in_cluster",
+    "service",
+)
+
+# Values shared (not copied) by `replace()` and `copy.deepcopy`: strategies own
+# devices and collective state, and a copy of one is a different strategy.
+_SHARED_BY_REFERENCE = ("train_distribute", "eval_distribute", "experimental_distribute", "device_fn")
+
+
+class TaskType:
+    """Task type names used in TF_CONFIG's `cluster` and `task.type`."""
+
+    MASTER = "master"
+    PS = "ps"
+    WORKER = "worker"
+    CHIEF = "chief"
+    EVALUATOR = "evaluator"
+
+
+class _BadTypeError(TypeError, ValueError):
+    """A wrong-typed value. Subclasses both TypeError and ValueError, because
+    tf.estimator raised ValueError for some of these and TypeError is the honest name."""
+
+
+# ----------------------------------------------------------------------------
+# Field validation
+# ----------------------------------------------------------------------------
+
+
+def _to_path_str(path: Any) -> Any:
+    """str for an os.PathLike (bytes paths are decoded); anything else unchanged."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    return path
+
+
+def _check_number(name: str, value: Any, minimum: float, strict: bool, message: str) -> None:
+    """None passes; otherwise value must be a real number >= minimum (> if strict)."""
+    if value is None:
+        return
+    if not isinstance(value, numbers.Real):
+        raise _BadTypeError(f"{message}; got {value!r} of type {type(value).__name__}.")
+    if (value <= minimum) if strict else (value < minimum):
+        raise ValueError(f"{message}; got {value!r}.")
+
+
+def _positional_arg_names(fn: Callable) -> list:
+    """Names of fn's parameters, without ones already bound (method self, partial kwargs)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    bound = set(getattr(fn, "keywords", None) or {})
+    kinds = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+    return [p.name for p in params if p.kind in kinds and p.name not in bound]
+
+
+def _check_strategy(name: str, strategy: Any) -> None:
+    """None, or a tf.distribute strategy other than the v2 ParameterServerStrategy."""
+    if strategy is None:
+        return
+    import tensorflow as tf  # Lazy: only needed when a strategy is given.
+
+    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
+        raise ValueError(
+            "tf.distribute.experimental.ParameterServerStrategy (v2) cannot run an "
+            "Estimator. Please use `tf.compat.v1.distribute.experimental."
+            "ParameterServerStrategy` for parameter server strategy with estimator."
+        )
+    if not isinstance(strategy, (tf.distribute.Strategy, tf.compat.v1.distribute.Strategy)):
+        raise TypeError(
+            f"`{name}` must be None or a tf.distribute.Strategy instance; "
+            f"got {strategy!r} of type {type(strategy).__name__}."
+        )
+
+
+def _validate_fields(values: Mapping[str, Any]) -> None:
+    """Raise the tf.estimator error for the first invalid field in `values`."""
+    model_dir = values["model_dir"]
+    if model_dir is not None:
+        if not isinstance(model_dir, str):
+            raise _BadTypeError(f"model_dir must be a str or os.PathLike; got {model_dir!r}.")
+        if not model_dir:
+            raise ValueError("model_dir should be non-empty.")
+
+    _check_number("save_summary_steps", values["save_summary_steps"], 0, False,
+                  "save_summary_steps should be >= 0")
+    _check_number("save_checkpoints_steps", values["save_checkpoints_steps"], 0, False,
+                  "save_checkpoints_steps should be >= 0")
+    _check_number("save_checkpoints_secs", values["save_checkpoints_secs"], 0, False,
+                  "save_checkpoints_secs should be >= 0")
+
+    session_config = values["session_config"]
+    if session_config is not None:
+        import tensorflow as tf  # Lazy: only needed when a ConfigProto is given.
+
+        if not isinstance(session_config, tf.compat.v1.ConfigProto):
+            raise _BadTypeError(
+                "session_config must be instance of ConfigProto "
+                f"(tf.compat.v1.ConfigProto) or None; got {type(session_config).__name__}."
+            )
+
+    _check_number("keep_checkpoint_max", values["keep_checkpoint_max"], 0, False,
+                  "keep_checkpoint_max should be >= 0")
+    _check_number("keep_checkpoint_every_n_hours", values["keep_checkpoint_every_n_hours"], 0,
+                  True, "keep_checkpoint_every_n_hours should be > 0")
+    _check_number("log_step_count_steps", values["log_step_count_steps"], 0, True,
+                  "log_step_count_steps should be > 0")
+
+    seed = values["tf_random_seed"]
+    if seed is not None and not isinstance(seed, int):
+        raise ValueError(f"tf_random_seed must be integer. Got {seed!r}.")
+
+    delay = values["experimental_max_worker_delay_secs"]
+    if delay is not None and not isinstance(delay, int):
+        raise ValueError(
+            f"experimental_max_worker_delay_secs must be an integer if set. Got {delay!r}."
+        )
+
+    _check_number("session_creation_timeout_secs", values["session_creation_timeout_secs"], 0,
+                  True, "session_creation_timeout_secs should be > 0")
+
+    device_fn = values["device_fn"]
+    if device_fn is not None and not (
+        callable(device_fn) and _positional_arg_names(device_fn) == ["op"]
+    ):
+        raise ValueError('device_fn must be callable with exactly one argument "op".')
+
+    if values["protocol"] not in (None, "grpc", "grpc+verbs"):
+        raise ValueError(f"protocol should be grpc or grpc+verbs; got {values['protocol']!r}.")
+
+    _check_strategy("train_distribute", values["train_distribute"])
+    _check_strategy("eval_distribute", values["eval_distribute"])
+
+    loops = values["iterations_per_loop"]
+    if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
+        raise ValueError(f"iterations_per_loop must be an integer >= 1; got {loops!r}.")
+
+    if values["progress_bar"] is not None and not isinstance(values["progress_bar"], bool):
+        raise _BadTypeError(
+            f"progress_bar must be None (auto), True or False; got {values['progress_bar']!r}."
+        )
+
+
+# ----------------------------------------------------------------------------
+# TF_CONFIG
+# ----------------------------------------------------------------------------
+
+
+def _read_tf_config() -> dict:
+    """The TF_CONFIG environment variable as a dict ({} when unset or blank)."""
+    raw = os.environ.get("TF_CONFIG", "")
+    if not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except ValueError as e:
+        raise ValueError(f"TF_CONFIG is not valid JSON: {e}. TF_CONFIG={raw!r}") from e
+    if not isinstance(parsed, dict):
+        raise ValueError(f"TF_CONFIG must be a JSON object; got {raw!r}.")
+    return parsed
+
+
+def _model_dir_with_tf_config(model_dir: Optional[str], tf_config: Mapping) -> Optional[str]:
+    """Reconcile the constructor's model_dir with TF_CONFIG's `model_dir`."""
+    if model_dir == "":
+        raise ValueError("model_dir should be non-empty.")
+    from_env = tf_config.get("model_dir")
+    if from_env == "":
+        raise ValueError("model_dir in TF_CONFIG should be non-empty.")
+    if from_env:
+        if model_dir and model_dir != from_env:
+            raise ValueError(
+                "`model_dir` provided in RunConfig construct, if set, must have the same "
+                f"value as the model_dir in TF_CONFIG. model_dir: {model_dir}\n"
+                f'TF_CONFIG["model_dir"]: {from_env}.'
+            )
+        _log.info("Using model_dir in TF_CONFIG: %s", from_env)
+    return model_dir or from_env
+
+
+class _ClusterState:
+    """What TF_CONFIG says about this process. Plain values; `cluster` is a
+    tf.train.ClusterSpec when a cluster is set, else None (meaning empty)."""
+
+    def __init__(self) -> None:
+        self.cluster = None
+        self.task_type: Optional[str] = TaskType.WORKER
+        self.task_id: int = 0
+        self.master = ""
+        self.evaluation_master = ""
+        self.is_chief = True
+        self.num_ps_replicas = 0
+        self.num_worker_replicas = 1
+        self.global_id_in_cluster: Optional[int] = 0
+        self.service: Optional[dict] = None
+        self.device_filters: Optional[list] = None
+
+
+def _task_type_and_id(cluster, task: Mapping, chief_type: str, require_chief: bool):
+    """Validate `task` against `cluster` and return (type, index).
+
+    `chief_type` is 'chief' (or 'master' for legacy clusters). With `require_chief`
+    the cluster must hold exactly one such node; otherwise at most one.
+    """
+    jobs = cluster.jobs
+    if require_chief and chief_type not in jobs:
+        raise ValueError(f'If "cluster" is set in TF_CONFIG, it must have one "{chief_type}" node.')
+    if chief_type in jobs and len(cluster.job_tasks(chief_type)) > 1:
+        raise ValueError(f'The "cluster" in TF_CONFIG must have only one "{chief_type}" node.')
+
+    task_type = task.get("type")
+    task_id = task.get("index")
+    if not task_type:
+        raise ValueError('If "cluster" is set in TF_CONFIG, task type must be set.')
+    if task_id is None:
+        raise ValueError('If "cluster" is set in TF_CONFIG, task index must be set.')
+    task_id = int(task_id)
+    if task_id < 0:
+        raise ValueError("Task index must be non-negative number.")
+    if task_type == TaskType.EVALUATOR:  # Not part of the training cluster.
+        return task_type, task_id
+    if task_type not in jobs:
+        raise ValueError(
+            f"{task_type} is not a valid task_type in the cluster_spec:\n{cluster}\n\n"
+            "Note that these values may be coming from the TF_CONFIG environment variable."
+        )
+    if task_id >= len(cluster.job_tasks(task_type)):
+        raise ValueError(
+            f"{task_id} is not a valid task_id for task_type {task_type} in the "
+            f"cluster_spec:\n{cluster}\n\n"
+            "Note that these values may be coming from the TF_CONFIG environment variable."
+        )
+    return task_type, task_id
+
+
+def _global_id(cluster, task_type: str, task_id: int, chief_type: str) -> int:
+    """Chief first, then the other non-ps jobs sorted by name, ps last."""
+    middle = sorted(j for j in cluster.jobs if j not in (chief_type, TaskType.PS))
+    order = ([chief_type] if chief_type in cluster.jobs else []) + middle
+    if TaskType.PS in cluster.jobs:
+        order.append(TaskType.PS)
+    offset = 0
+    for job in order:
+        if job == task_type:
+            return offset + task_id
+        offset += len(cluster.job_tasks(job))
+    raise RuntimeError(f"Internal error: task type {task_type!r} is not in {cluster}.")
+
+
+def _session_master(cluster, task_type: str, task_id: int, tf_config: Mapping) -> str:
+    """TF_CONFIG's session_master; '' for a one-node cluster; else the task's grpc address."""
+    if "session_master" in tf_config:
+        return tf_config["session_master"]
+    jobs = cluster.jobs
+    if len(jobs) == 1 and len(cluster.job_tasks(jobs[0])) == 1:
+        return ""
+    return "grpc://" + cluster.job_tasks(task_type)[task_id]
+
+
+def _count(cluster, *jobs: str) -> int:
+    as_dict = cluster.as_dict()
+    return sum(len(as_dict.get(j, [])) for j in jobs)
+
+
+def _device_filters(task_type: str, task_id: int) -> Optional[list]:
+    """Between-graph device filters tf.estimator put in the default session config."""
+    if task_type == TaskType.MASTER:
+        return ["/job:ps", "/job:master"]
+    if task_type == TaskType.CHIEF:
+        return ["/job:ps", "/job:chief"]
+    if task_type == TaskType.WORKER:
+        return ["/job:ps", f"/job:worker/task:{task_id}"]
+    if task_type == TaskType.PS:
+        return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
+    return None
+
+
+def _parse_cluster(tf_config: Mapping, strategy_mode: bool) -> _ClusterState:
+    """Apply tf.estimator's TF_CONFIG rules (see RunConfig's docstring)."""
+    state = _ClusterState()
+    service = tf_config.get("service")
+    if service is not None and not isinstance(service, dict):
+        raise TypeError(
+            f'If "service" is set in TF_CONFIG, it must be a dict. Given {type(service)}'
+        )
+    state.service = service
+    task = tf_config.get("task") or {}
+    cluster_dict = tf_config.get("cluster") or {}
+
+    if not cluster_dict:  # Local mode.
+        state.task_type = task.get("type", TaskType.WORKER)
+        state.task_id = int(task.get("index", 0))
+        if state.task_type != TaskType.WORKER:
+            raise ValueError('If "cluster" is not set in TF_CONFIG, task type must be WORKER.')
+        if state.task_id != 0:
+            raise ValueError('If "cluster" is not set in TF_CONFIG, task index must be 0.')
+        state.master = tf_config.get("session_master", "")
+        state.evaluation_master = tf_config.get("eval_session_master", "")
+        return state
+
+    import tensorflow as tf  # Lazy: a cluster is being described.
+
+    cluster = tf.train.ClusterSpec(cluster_dict)
+    legacy = TaskType.MASTER in cluster.jobs
+    if legacy and TaskType.CHIEF in cluster.jobs:
+        raise ValueError("If `master` node exists in `cluster`, job `chief` is not supported.")
+    chief_type = TaskType.MASTER if legacy else TaskType.CHIEF
+    # With a strategy (and no legacy master), tf.estimator handed the cluster to the
+    # distribute coordinator, which follows tf.distribute's rules: a chief is optional
+    # (worker 0 leads when there is none) and an `evaluator` job is not part of the
+    # training cluster.
+    relaxed = strategy_mode and not legacy
+
+    task_type, task_id = _task_type_and_id(cluster, task, chief_type, require_chief=not relaxed)
+    state.task_type, state.task_id = task_type, task_id
+    state.evaluation_master = (
+        tf_config.get("eval_session_master", "") if task_type == TaskType.EVALUATOR else ""
+    )
+
+    if task_type == TaskType.EVALUATOR:
+        if legacy:
+            raise ValueError(
+                "If `master` node exists in `cluster`, task_type `evaluator` is not supported."
+            )
+        state.cluster = tf.train.ClusterSpec({})
+        state.master = ""
+        state.num_ps_replicas = 0
+        state.num_worker_replicas = 0
+        state.global_id_in_cluster = None
+        state.is_chief = False
+        return state
+
+    if relaxed and TaskType.EVALUATOR in cluster.jobs:
+        trimmed = {j: t for j, t in cluster.as_dict().items() if j != TaskType.EVALUATOR}
+        cluster = tf.train.ClusterSpec(trimmed)
+    state.cluster = cluster
+    state.master = _session_master(cluster, task_type, task_id, tf_config)
+    state.num_ps_replicas = _count(cluster, TaskType.PS)
+    state.num_worker_replicas = _count(cluster, TaskType.WORKER, chief_type)
+    state.global_id_in_cluster = _global_id(cluster, task_type, task_id, chief_type)
+    if relaxed and chief_type not in cluster.jobs:
+        state.is_chief = task_type == TaskType.WORKER and task_id == 0
+    else:
+        state.is_chief = task_type == chief_type
+    if not relaxed:
+        state.device_filters = _device_filters(task_type, task_id)
+    return state
+
+
+def _distributed_session_config(device_filters: list):
+    """The ConfigProto tf.estimator defaulted to for a between-graph cluster task."""
+    import tensorflow as tf
+
+    rewriter = tf.compat.v1.ConfigProto().graph_options.rewrite_options
+    config = tf.compat.v1.ConfigProto(allow_soft_placement=True, device_filters=device_filters)
+    config.graph_options.rewrite_options.meta_optimizer_iterations = rewriter.ONE
+    return config
+
+
+# ----------------------------------------------------------------------------
+# RunConfig
+# ----------------------------------------------------------------------------
+
+
+class RunConfig:
+    """Configuration of an Estimator run, with tf.estimator 2.15's fields and rules.
+
+    Checkpoint intervals: by default checkpoints are saved every 600 seconds. Setting
+    `save_checkpoints_steps` or `save_checkpoints_secs` explicitly leaves the other one
+    `None`; both non-None is a ValueError; both explicitly None disables checkpointing.
+
+    TF_CONFIG (JSON, read from the environment once, at construction) gives the
+    cluster and this process's role: `cluster` (job name -> addresses), `task`
+    (`type`, `index`), and optionally `model_dir`, `session_master`,
+    `eval_session_master`, `service` (a dict) and `environment`.
+
+    - No cluster: local run; the task must be `worker` 0.
+    - A cluster needs exactly one `chief` (or, legacy, one `master` that plays the
+      chief; `chief` and `master` together are refused) and a task type and index
+      that exist in it. `num_worker_replicas` counts chief (or master) plus workers;
+      `global_id_in_cluster` numbers the chief first, then the other non-ps jobs by
+      name and index, ps last.
+    - An `evaluator` task is outside the training cluster: `cluster_spec` is empty,
+      `num_worker_replicas` 0, `global_id_in_cluster` None, `is_chief` False.
+    - With `train_distribute`/`eval_distribute` set (as tf.estimator's distribute
+      coordinator did) a cluster needs no chief: worker 0 is then the chief, and an
+      `evaluator` job listed in the cluster is left out of the training cluster.
+
+    Read-only: every field is a property; use `replace()` to derive a changed copy.
+    """
+
+    def __init__(
+        self,
+        model_dir: Union[str, os.PathLike, None] = None,
+        tf_random_seed: Optional[int] = None,
+        save_summary_steps: Optional[int] = 100,
+        save_checkpoints_steps: Optional[int] = _USE_DEFAULT,
+        save_checkpoints_secs: Optional[float] = _USE_DEFAULT,
+        session_config: Any = None,
+        keep_checkpoint_max: Optional[int] = 5,
+        keep_checkpoint_every_n_hours: Optional[float] = 10000,
+        log_step_count_steps: Optional[int] = 100,
+        train_distribute: Any = None,
+        device_fn: Optional[Callable] = None,
+        protocol: Optional[str] = None,
+        eval_distribute: Any = None,
+        experimental_distribute: Any = None,
+        experimental_max_worker_delay_secs: Optional[int] = None,
+        session_creation_timeout_secs: Optional[float] = 7200,
+        checkpoint_save_graph_def: bool = True,
+        iterations_per_loop: int = 1,
+        progress_bar: Optional[bool] = None,
+    ) -> None:
+        """Validate the arguments and read TF_CONFIG.
+
+        Args:
+          model_dir: where checkpoints and summaries go (str or os.PathLike). None lets
+            TF_CONFIG's `model_dir` or the Estimator choose; '' is an error.
+          tf_random_seed: int graph-level seed, for reproducible runs.
+          save_summary_steps: write summaries every this many steps.
+          save_checkpoints_steps: checkpoint every this many steps.
+          save_checkpoints_secs: checkpoint every this many seconds (600 by default).
+          session_config: a `tf.compat.v1.ConfigProto` or None. Accepted so TF1-era
+            code keeps working; the TF2 runtime does not use sessions, so it is unused.
+          keep_checkpoint_max: newest checkpoints kept (0 or None keeps all).
+          keep_checkpoint_every_n_hours: additionally keep one checkpoint per this
+            many hours (10000 effectively disables it).
+          log_step_count_steps: log loss and global_step/sec every this many steps.
+          train_distribute: a `tf.distribute.Strategy` for training, or None.
+          device_fn: callable `device_fn(op) -> device string`, or None.
+          protocol: server protocol: None (grpc), 'grpc' or 'grpc+verbs'.
+          eval_distribute: a `tf.distribute.Strategy` for evaluation, or None.
+          experimental_distribute: object with optional `train_distribute` /
+            `eval_distribute` attributes (tf.estimator's DistributeConfig), or None.
+          experimental_max_worker_delay_secs: int cap on the staggered start delay of
+            workers in `train_and_evaluate`.
+          session_creation_timeout_secs: how long workers wait for the cluster.
+          checkpoint_save_graph_def: whether to write the graph next to checkpoints.
+          iterations_per_loop: training steps run inside one traced call (as in
+            TPUEstimator); larger values amortise Python overhead per step.
+          progress_bar: None shows a progress bar when stderr is a terminal;
+            True/False force it on/off.
+
+        Raises:
+          ValueError: an invalid value or TF_CONFIG (messages as in tf.estimator).
+          TypeError: a value of the wrong type.
+        """
+        steps, secs = save_checkpoints_steps, save_checkpoints_secs
+        if steps is _USE_DEFAULT and secs is _USE_DEFAULT:
+            steps, secs = None, _DEFAULT_SAVE_CHECKPOINTS_SECS
+        elif secs is _USE_DEFAULT:
+            secs = None
+        elif steps is _USE_DEFAULT:
+            steps = None
+        elif steps is not None and secs is not None:
+            raise ValueError(_BOTH_SAVE_INTERVALS_ERROR)
+
+        _check_strategy("train_distribute", train_distribute)
+        _check_strategy("eval_distribute", eval_distribute)
+        train_distribute, eval_distribute = _merge_experimental_distribute(
+            experimental_distribute, train_distribute, eval_distribute
+        )
+
+        tf_config = _read_tf_config()
+        if tf_config:
+            _log.info("TF_CONFIG environment variable: %s", tf_config)
+        model_dir = _model_dir_with_tf_config(_to_path_str(model_dir), tf_config)
+
+        values = dict(
+            model_dir=model_dir,
+            tf_random_seed=tf_random_seed,
+            save_summary_steps=save_summary_steps,
+            save_checkpoints_steps=steps,
+            save_checkpoints_secs=secs,
+            session_config=session_config,
+            keep_checkpoint_max=keep_checkpoint_max,
+            keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
+            log_step_count_steps=log_step_count_steps,
+            train_distribute=train_distribute,
+            device_fn=device_fn,
+            protocol=protocol,
+            eval_distribute=eval_distribute,
+            experimental_distribute=experimental_distribute,
+            experimental_max_worker_delay_secs=experimental_max_worker_delay_secs,
+            session_creation_timeout_secs=session_creation_timeout_secs,
+            checkpoint_save_graph_def=checkpoint_save_graph_def,
+            iterations_per_loop=iterations_per_loop,
+            progress_bar=progress_bar,
+        )
+        _validate_fields(values)
+
+        strategy_mode = train_distribute is not None or eval_distribute is not None
+        state = _parse_cluster(tf_config, strategy_mode)
+        if values["session_config"] is None and state.device_filters:
+            values["session_config"] = _distributed_session_config(state.device_filters)
+
+        self._values = values
+        self._cluster = state.cluster
+        self._task_type = state.task_type
+        self._task_id = state.task_id
+        self._master = state.master
+        self._evaluation_master = state.evaluation_master
+        self._is_chief = state.is_chief
+        self._num_ps_replicas = state.num_ps_replicas
+        self._num_worker_replicas = state.num_worker_replicas
+        self._global_id_in_cluster = state.global_id_in_cluster
+        self._service = state.service
+        self._environment = tf_config.get("environment")
+
+    # -- constructor fields -------------------------------------------------
+
+    @property
+    def model_dir(self) -> Optional[str]:
+        """Directory for checkpoints and summaries (None until an Estimator picks one)."""
+        return self._values["model_dir"]
+
+    @property
+    def tf_random_seed(self) -> Optional[int]:
+        """Graph-level random seed, or None for nondeterministic initialisation."""
+        return self._values["tf_random_seed"]
+
+    @property
+    def save_summary_steps(self) -> Optional[int]:
+        """Summaries are written every this many global steps."""
+        return self._values["save_summary_steps"]
+
+    @property
+    def save_checkpoints_steps(self) -> Optional[int]:
+        """Checkpoint every this many steps (None: by seconds, or disabled)."""
+        return self._values["save_checkpoints_steps"]
+
+    @property
+    def save_checkpoints_secs(self) -> Optional[float]:
+        """Checkpoint every this many seconds (None: by steps, or disabled)."""
+        return self._values["save_checkpoints_secs"]
+
+    @property
+    def session_config(self) -> Any:
+        """The `tf.compat.v1.ConfigProto` given, or the between-graph default tf.estimator
+        built for a TF_CONFIG cluster task (device filters), or None. Unused on TF2."""
+        return self._values["session_config"]
+
+    @property
+    def keep_checkpoint_max(self) -> Optional[int]:
+        """How many recent checkpoints are kept (0 or None: all)."""
+        return self._values["keep_checkpoint_max"]
+
+    @property
+    def keep_checkpoint_every_n_hours(self) -> Optional[float]:
+        """One checkpoint per this many hours is kept beyond keep_checkpoint_max."""
+        return self._values["keep_checkpoint_every_n_hours"]
+
+    @property
+    def log_step_count_steps(self) -> Optional[int]:
+        """Loss and global_step/sec are logged every this many steps (None: never)."""
+        return self._values["log_step_count_steps"]
+
+    @property
+    def train_distribute(self) -> Any:
+        """`tf.distribute.Strategy` used for training, or None."""
+        return self._values["train_distribute"]
+
+    @property
+    def device_fn(self) -> Optional[Callable]:
+        """Callable `op -> device string` overriding default placement, or None."""
+        return self._values["device_fn"]
+
+    @property
+    def protocol(self) -> Optional[str]:
+        """Server protocol ('grpc', 'grpc+verbs'), None meaning grpc."""
+        return self._values["protocol"]
+
+    @property
+    def eval_distribute(self) -> Any:
+        """`tf.distribute.Strategy` used for evaluation, or None."""
+        return self._values["eval_distribute"]
+
+    @property
+    def experimental_distribute(self) -> Any:
+        """The DistributeConfig-like object given, or None (kept for compatibility)."""
+        return self._values["experimental_distribute"]
+
+    @property
+    def experimental_max_worker_delay_secs(self) -> Optional[int]:
+        """Upper bound of a worker's staggered start delay (None: 60 s)."""
+        return self._values["experimental_max_worker_delay_secs"]
+
+    @property
+    def session_creation_timeout_secs(self) -> Optional[float]:
+        """How long a worker waits for the cluster to become ready."""
+        return self._values["session_creation_timeout_secs"]
+
+    @property
+    def checkpoint_save_graph_def(self) -> bool:
+        """Whether the graph definition is written along with checkpoints."""
+        return self._values["checkpoint_save_graph_def"]
+
+    @property
+    def iterations_per_loop(self) -> int:
+        """Training steps executed inside one traced call (1 = one step per call)."""
+        return self._values["iterations_per_loop"]
+
+    @property
+    def progress_bar(self) -> Optional[bool]:
+        """Progress bar setting: None (auto, on for a terminal), True or False."""
+        return self._values["progress_bar"]
+
+    @property
+    def progress_bar_enabled(self) -> bool:
+        """Whether a progress bar should be shown now (resolves progress_bar=None)."""
+        if self._values["progress_bar"] is not None:
+            return self._values["progress_bar"]
+        try:
+            return bool(sys.stderr is not None and sys.stderr.isatty())
+        except (AttributeError, ValueError):
+            return False
+
+    # -- TF_CONFIG-derived ----------------------------------------------------
+
+    @property
+    def cluster_spec(self):
+        """`tf.train.ClusterSpec` of the training cluster (empty when local or evaluator)."""
+        if self._cluster is None:
+            import tensorflow as tf
+
+            self._cluster = tf.train.ClusterSpec({})
+        return self._cluster
+
+    @property
+    def task_type(self) -> Optional[str]:
+        """This process's job name: 'worker' locally, else TF_CONFIG's task type."""
+        return self._task_type
+
+    @property
+    def task_id(self) -> int:
+        """This process's index within its job."""
+        return self._task_id
+
+    @property
+    def master(self) -> str:
+        """Session target: '' for local/single-node runs, else 'grpc://<host:port>'."""
+        return self._master
+
+    @property
+    def evaluation_master(self) -> str:
+        """Session target for evaluation (TF_CONFIG's eval_session_master, or '')."""
+        return self._evaluation_master
+
+    @property
+    def is_chief(self) -> bool:
+        """Whether this process writes checkpoints and summaries for the cluster."""
+        return self._is_chief
+
+    @property
+    def num_ps_replicas(self) -> int:
+        """Number of parameter servers in the cluster."""
+        return self._num_ps_replicas
+
+    @property
+    def num_worker_replicas(self) -> int:
+        """Number of training processes: chief (or master) plus workers; 1 locally."""
+        return self._num_worker_replicas
+
+    @property
+    def global_id_in_cluster(self) -> Optional[int]:
+        """Unique id of this task in the cluster: chief 0, then other non-ps jobs by
+        name and index, ps last. None for an evaluator."""
+        return self._global_id_in_cluster
+
+    @property
+    def service(self) -> Optional[dict]:
+        """TF_CONFIG's platform-defined `service` dict, or None."""
+        return self._service
+
+    @property
+    def environment(self) -> Optional[str]:
+        """TF_CONFIG's `environment` ('google' means servers are started externally)."""
+        return self._environment
+
+    # -- copying ---------------------------------------------------------------
+
+    def replace(self, **kwargs: Any) -> "RunConfig":
+        """Return a validated copy with the given constructor fields replaced.
+
+        Only constructor fields may be replaced (TF_CONFIG-derived ones may not).
+        Replacing one checkpoint interval with a non-None value clears the other;
+        replacing both with non-None values is an error. The original is unchanged.
+        Strategies and device_fn are shared with the original, everything else is
+        deep-copied.
+        """
+        for key in kwargs:
+            if key not in _FIELDS:
+                raise ValueError(
+                    f"Replacing {key} is not supported. Allowed properties are {list(_FIELDS)}."
+                )
+        new = copy.deepcopy(self)
+        values = new._values
+        for key, value in kwargs.items():
+            values[key] = _to_path_str(value) if key == "model_dir" else value
+
+        steps_given = "save_checkpoints_steps" in kwargs
+        secs_given = "save_checkpoints_secs" in kwargs
+        if steps_given and secs_given:
+            if values["save_checkpoints_steps"] is not None and values["save_checkpoints_secs"] is not None:
+                raise ValueError(_BOTH_SAVE_INTERVALS_ERROR)
+        elif steps_given and values["save_checkpoints_steps"] is not None:
+            values["save_checkpoints_secs"] = None
+        elif secs_given and values["save_checkpoints_secs"] is not None:
+            values["save_checkpoints_steps"] = None
+
+        _validate_fields(values)
+        return new
+
+    def __deepcopy__(self, memo: dict) -> "RunConfig":
+        new = RunConfig.__new__(RunConfig)
+        memo[id(self)] = new
+        for name, value in self.__dict__.items():
+            if name == "_values":
+                value = {
+                    k: (v if k in _SHARED_BY_REFERENCE else copy.deepcopy(v, memo))
+                    for k, v in value.items()
+                }
+            else:
+                value = copy.deepcopy(value, memo)
+            new.__dict__[name] = value
+        return new
+
+    # -- comparison and display ------------------------------------------------
+
+    def _key(self) -> tuple:
+        fields = tuple(self._values[name] for name in _FIELDS)
+        cluster = self._cluster.as_dict() if self._cluster is not None else {}
+        derived = tuple(getattr(self, name) for name in _DERIVED if name != "cluster_spec")
+        return fields + (cluster,) + derived + (self._environment,)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunConfig):
+            return NotImplemented
+        return self._key() == other._key()
+
+    __hash__ = None  # type: ignore[assignment]  # Holds unhashable values.
+
+    def __repr__(self) -> str:
+        parts = [f"{name}={self._values[name]!r}" for name in _FIELDS]
+        if self._cluster is not None and self._cluster.as_dict():
+            parts.append(f"cluster={self._cluster.as_dict()!r}")
+        parts += [
+            f"task_type={self._task_type!r}",
+            f"task_id={self._task_id!r}",
+            f"is_chief={self._is_chief!r}",
+            f"num_worker_replicas={self._num_worker_replicas!r}",
+            f"num_ps_replicas={self._num_ps_replicas!r}",
+        ]
+        if self._master:
+            parts.append(f"master={self._master!r}")
+        return "RunConfig(" + ", ".join(parts) + ")"
+
+
+def _merge_experimental_distribute(experimental_distribute: Any, train: Any, evaluate: Any):
+    """Take train/eval strategies from a DistributeConfig-like object, as tf.estimator did."""
+    if experimental_distribute is None:
+        return train, evaluate
+    if getattr(experimental_distribute, "remote_cluster", None):
+        raise ValueError(
+            "experimental_distribute.remote_cluster (standalone-client mode) is not supported; "
+            "set TF_CONFIG in each process instead."
+        )
+    from_config = getattr(experimental_distribute, "train_distribute", None)
+    if from_config is not None:
+        if train is not None:
+            raise ValueError(
+                "Either `train_distribute` or `experimental_distribute.train_distribute` can be set."
+            )
+        _check_strategy("experimental_distribute.train_distribute", from_config)
+        train = from_config
+    from_config = getattr(experimental_distribute, "eval_distribute", None)
+    if from_config is not None:
+        if evaluate is not None:
+            raise ValueError(
+                "Either `eval_distribute` or `experimental_distribute.eval_distribute` can be set."
+            )
+        _check_strategy("experimental_distribute.eval_distribute", from_config)
+        evaluate = from_config
+    return train, evaluate
+
+
+def resolve_model_dir(
+    model_dir: Union[str, os.PathLike, None], config: Optional[RunConfig]
+) -> RunConfig:
+    """Return `config` with its model_dir settled, as Estimator's constructor does.
+
+    - `config` None means `RunConfig()`; anything else but a RunConfig is an error.
+    - `model_dir` (str or os.PathLike) and `config.model_dir` may both be given only
+      if equal. One of them given: that one is used. Neither (or `model_dir=''` with
+      no config model_dir): a fresh `tempfile.mkdtemp()` directory, with a warning.
+
+    Raises:
+      ValueError: "config must be an instance of `RunConfig`", or the two model_dirs
+        differ ("set both in constructor and `RunConfig`").
+    """
+    if config is None:
+        config = RunConfig()
+        _log.info("Using default config.")
+    if not isinstance(config, RunConfig):
+        raise ValueError(f"config must be an instance of `RunConfig`, but provided {config!r}.")
+
+    model_dir = _to_path_str(model_dir)
+    if model_dir is not None and config.model_dir is not None and model_dir != config.model_dir:
+        raise ValueError(
+            "`model_dir` are set both in constructor and `RunConfig`, but with different "
+            f"values. In constructor: '{model_dir}', in `RunConfig`: '{config.model_dir}' "
+        )
+    if model_dir:
+        if model_dir != config.model_dir:
+            config = config.replace(model_dir=model_dir)
+    elif config.model_dir is None:
+        model_dir = tempfile.mkdtemp()
+        _log.warning("Using temporary folder as model directory: %s", model_dir)
+        config = config.replace(model_dir=model_dir)
+    return config
