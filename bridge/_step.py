@@ -1,8 +1,12 @@
 """One traced step: model_fn on the next batch, plus the tensors the hooks fetch.
 
-The step is traced exactly once per Estimator call, into a ``tf.function`` concrete
-function with no arguments: the dataset iterator is captured, so each call consumes the
-next batch, and an exhausted input surfaces as ``tf.errors.OutOfRangeError``.
+The step is traced exactly once per Estimator call into a ``tf.function`` concrete function.
+The dataset iterator is captured, so each call consumes the next batch(es).
+
+With ``iterations`` > 1 (``RunConfig(iterations_per_loop=N)``), one call runs up to N steps
+in a ``tf.while_loop`` (model_fn is still traced once, inside the loop body) and returns the
+last step's values; the loop ends early when the input runs out or the loss is not finite.
+The last step's outputs are kept in "stash" variables that belong to the loop, not the model.
 """
 
 from __future__ import annotations
@@ -10,56 +14,136 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
 
 from bridge._variables import VariableStore
 from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues
+
+_WRITE_OPS = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
+
+Body = Callable[[Any], tuple[Any, dict, Sequence[SessionRunHook]]]
+
+
+class InputExhausted(Exception):
+    """The step found no more input (the loop ends normally)."""
 
 
 class TracedStep:
     """Traces ``body`` once and runs it, routing hook fetches in and out.
 
-    ``body()`` runs inside the trace and returns ``(spec, outputs, hooks)``: the model_fn's
-    EstimatorSpec, a dict of named tensors every call returns, and the hooks of this loop.
+    ``body(element)`` runs inside the trace on one dataset element and returns ``(spec,
+    outputs, hooks)``: the model_fn's EstimatorSpec, a dict of named tensors every call
+    returns (the first one is the loss when ``iterations`` > 1), and the hooks of this loop.
     Each hook's ``begin`` and a first ``before_run`` run inside the trace (see bridge.hooks).
     """
 
-    def __init__(self, store: VariableStore, body: Callable[[], tuple[Any, dict, Sequence[SessionRunHook]]]) -> None:
+    def __init__(self, store: VariableStore, iterator: Any, body: Body, iterations: int = 1) -> None:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
         self.output_names: list[str] = []
         self._fetch_index: dict[int, int] = {}
         self._fetched: list[Any] = []  # keeps fetched objects alive so their ids stay unique
+        self._store = store
+        self._iterations = iterations
+        self.steps_run = 0
+        if iterations == 1:
+            self._function = tf.function(
+                lambda: self._trace_outputs(body, next(iterator)), autograph=False
+            ).get_concrete_function()
+        else:
+            self._function = tf.function(
+                lambda n: self._trace_loop(body, iterator, n), autograph=False
+            ).get_concrete_function(tf.TensorSpec([], tf.int32))
+        store.adopt([v for v in self._function.graph.variables if not getattr(v, "_bridge_stash", False)])
 
-        def traced() -> list[tf.Tensor]:
-            with store.scope():
-                spec, outputs, hooks = body()
-                self.spec, self.hooks = spec, list(hooks)
-                self.output_names = list(outputs)
-                flat = [tf.convert_to_tensor(t) for t in outputs.values()]
-                for hook in self.hooks:
-                    hook.begin()
-                context = SessionRunContext()
-                for hook in self.hooks:
-                    request = hook.before_run(context)
-                    if request is not None:
-                        for item in tf.nest.flatten(request.fetches):
-                            if id(item) not in self._fetch_index:
-                                self._fetch_index[id(item)] = len(flat)
-                                self._fetched.append(item)
-                                flat.append(tf.identity(item))
-                return flat
+    # -- tracing -----------------------------------------------------------------------------
+    def _trace_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
+        with self._store.scope():
+            spec, outputs, hooks = body(element)
+            self.spec, self.hooks = spec, list(hooks)
+            self.output_names = list(outputs)
+            flat = [tf.convert_to_tensor(t) for t in outputs.values()]
+            for hook in self.hooks:
+                hook.begin()
+            context = SessionRunContext()
+            for hook in self.hooks:
+                request = hook.before_run(context)
+                if request is not None:
+                    for item in tf.nest.flatten(request.fetches):
+                        if id(item) not in self._fetch_index:
+                            self._fetch_index[id(item)] = len(flat)
+                            self._fetched.append(item)
+                            flat.append(tf.identity(item))
+            return flat
 
-        self._function = tf.function(traced, autograph=False).get_concrete_function()
-        store.adopt(list(self._function.graph.variables))
+    def _trace_loop(self, body: Body, iterator: Any, n: tf.Tensor) -> list[tf.Tensor]:
+        stash: list[tf.Variable] = []
 
-    def run(self) -> tuple[dict[str, Any], SessionRunContext]:
-        """Runs one step with the hooks; returns the named outputs (numpy) and the run context.
+        def run_one(optional):
+            flat = self._trace_outputs(body, optional.get_value())
+            for tensor in flat:
+                with tf.init_scope():
+                    variable = resource_variable_ops.ResourceVariable(
+                        tf.zeros([], tensor.dtype), shape=tf.TensorShape(None), trainable=False
+                    )
+                variable._bridge_stash = True
+                stash.append(variable)
+            assigns = [v.assign(t) for v, t in zip(stash, flat)]
+            with tf.control_dependencies(assigns):
+                return tf.reduce_all(tf.math.is_finite(tf.cast(flat[0], tf.float32)))
 
-        Raises ``tf.errors.OutOfRangeError`` when the input is exhausted (no hook sees it).
+        def cond(done, more):
+            return tf.logical_and(done < n, more)
+
+        def loop_body(done, more):
+            optional = iterator.get_next_as_optional()
+            finite = tf.cond(optional.has_value(), lambda: run_one(optional), lambda: tf.constant(False))
+            ran = tf.cast(optional.has_value(), tf.int32)
+            return done + ran, tf.logical_and(optional.has_value(), finite)
+
+        done, _ = tf.while_loop(cond, loop_body, [tf.constant(0), tf.constant(True)])
+        with tf.control_dependencies([done]):
+            return [done] + [v.read_value() for v in stash]
+
+    # -- inspection --------------------------------------------------------------------------
+    def written_variables(self, variables: dict[str, tf.Variable]) -> list[str]:
+        """Keys of the given variables that the traced step writes to (assignments, optimizer updates)."""
+        handle_to_key = {id(v.handle): k for k, v in variables.items()}
+        placeholder_to_key = {
+            internal.name: handle_to_key[id(external)]
+            for external, internal in self._function.graph.captures
+            if id(external) in handle_to_key
+        }
+        written = set()
+        for op in self._function.graph.get_operations():
+            if op.type in _WRITE_OPS or op.type.startswith(("ResourceApply", "ResourceScatter")):
+                key = placeholder_to_key.get(op.inputs[0].name)
+                if key is not None:
+                    written.add(key)
+        return sorted(written)
+
+    # -- running -----------------------------------------------------------------------------
+    def run(self, max_iterations: int | None = None) -> tuple[dict[str, Any], SessionRunContext]:
+        """Runs one call (one step, or up to ``iterations``) with the hooks.
+
+        Returns the named outputs (numpy) and the run context; ``self.steps_run`` says how many
+        steps ran. Raises ``InputExhausted`` when no step could run.
         """
         context = SessionRunContext()
         requests = [hook.before_run(context) for hook in self.hooks]
-        flat = self._function()
+        if self._iterations == 1:
+            try:
+                flat = self._function()
+            except tf.errors.OutOfRangeError:
+                raise InputExhausted from None
+            steps_run = 1
+        else:
+            n = self._iterations if max_iterations is None else max(1, min(self._iterations, max_iterations))
+            result = self._function(tf.constant(n, tf.int32))
+            steps_run = int(result[0])
+            if steps_run == 0:
+                raise InputExhausted
+            flat = result[1:]
         cache: dict[int, Any] = {}
 
         def value(index: int) -> Any:
@@ -73,6 +157,7 @@ class TracedStep:
                 results = tf.nest.map_structure(lambda item: value(self._index_of(hook, item)), request.fetches)
             hook.after_run(context, SessionRunValues(results))
         named = {name: value(i) for i, name in enumerate(self.output_names)}
+        self.steps_run = steps_run
         return named, context
 
     def _index_of(self, hook: SessionRunHook, item: Any) -> int:

@@ -18,10 +18,30 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import inspect
 import re
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import tensorflow as tf
+from tensorflow.python.ops import resource_variable_ops
+
+_RESOURCE_VARIABLE_ARGS = set(inspect.signature(resource_variable_ops.ResourceVariable.__init__).parameters) - {"self"}
+
+
+def _create_eagerly(next_creator: Callable[..., tf.Variable], kwargs: dict[str, Any]) -> tf.Variable:
+    """Creates the variable in the eager context, outside every function being traced.
+
+    Without a distribution strategy the variable is built directly: the creator stack inside
+    a trace (and inside while/cond bodies) only holds TensorFlow's "no variables here" guards.
+    Under a strategy, its creator must run to make distributed variables.
+    """
+    kwargs["experimental_enable_variable_lifting"] = False
+    with tf.init_scope():
+        if tf.distribute.has_strategy():
+            return next_creator(**kwargs)
+        return resource_variable_ops.ResourceVariable(
+            **{k: v for k, v in kwargs.items() if k in _RESOURCE_VARIABLE_ARGS}
+        )
 
 GLOBAL_STEP_KEY = "global_step"
 
@@ -94,6 +114,9 @@ class VariableStore:
     def scope(self) -> Iterator[None]:
         """Route variable creation in the enclosed trace through this store."""
         graph = tf.compat.v1.get_default_graph()
+        # A FuncGraph shares the variable collections (and the v1 variable-scope store) of the
+        # eager context; a model_fn trace starts from empty ones, as a new tf.Graph did.
+        graph._collections = {}  # pylint: disable=protected-access
         graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_STEP, self.global_step)
         with _fresh_keras_names(), tf.variable_creator_scope(self._create):
             yield
@@ -110,9 +133,7 @@ class VariableStore:
                     "traced step: use an initializer (callable) or a constant initial value."
                 )
             kwargs["initial_value"] = static
-        kwargs["experimental_enable_variable_lifting"] = False
-        with tf.init_scope():
-            variable = next_creator(**kwargs)
+        variable = _create_eagerly(next_creator, kwargs)
         self._register(key, variable)
         graph = tf.compat.v1.get_default_graph()
         graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, variable)

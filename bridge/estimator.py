@@ -24,7 +24,7 @@ import tensorflow as tf
 from bridge import _checkpoints, warm_start
 from bridge._fn_args import fn_args
 from bridge._inputs import Input, call_input_fn, make_input
-from bridge._step import TracedStep
+from bridge._step import InputExhausted, TracedStep
 from bridge._summaries import SummaryWriter
 from bridge._variables import VariableStore
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
@@ -40,6 +40,7 @@ from bridge.hooks import (
 )
 from bridge.mode_keys import ModeKeys
 from bridge.run_config import RunConfig, resolve_model_dir
+from bridge.training import model_fn_mode
 
 logger = logging.getLogger("bridge")
 
@@ -195,13 +196,24 @@ class Estimator:
             kwargs["params"] = self.params
         if "config" in declared:
             kwargs["config"] = copy.deepcopy(config or self._config)
-        spec = self._model_fn(features=features, **kwargs)
+        with model_fn_mode(mode):
+            spec = self._model_fn(features=features, **kwargs)
         if not isinstance(spec, EstimatorSpec):
             raise ValueError(f"model_fn should return an EstimatorSpec. Given: {spec}")
         return spec
 
     def _input(self, input_fn: Callable, mode: str) -> Input:
         return make_input(call_input_fn(input_fn, mode, self._params, self._config))
+
+    def _refuse_writes(self, step: TracedStep, store: VariableStore, mode: str) -> None:
+        """EVAL and PREDICT must not change the model; bridge runs every op model_fn builds."""
+        written = step.written_variables(store.saveable)
+        if written:
+            raise ValueError(
+                f"model_fn builds ops that change model variables in {mode} mode: {written}. tf.estimator "
+                "ran train_op only in TRAIN; bridge runs every stateful op that model_fn builds, so build "
+                "train_op only when mode == ModeKeys.TRAIN (bridge.minimize does this for you)."
+            )
 
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
         if checkpoint_path:
@@ -273,8 +285,8 @@ class Estimator:
         elif max_steps is not None:
             stop_hook = StopAtStepHook(last_step=max_steps)
 
-        def body():
-            features, labels = data.split(next(iterator))
+        def body(element):
+            features, labels = data.split(element)
             spec = self._call_model_fn(features, labels, ModeKeys.TRAIN)
             hooks = list(user_hooks)
             if stop_hook is not None:
@@ -295,7 +307,7 @@ class Estimator:
                 hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
             return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
 
-        step = TracedStep(store, body)
+        step = TracedStep(store, iterator, body, iterations=config.iterations_per_loop)
         checkpoint = self.latest_checkpoint()
         self._restore_or_warm_start(store, checkpoint, purpose="")
         start_step = int(store.global_step.numpy())
@@ -312,9 +324,10 @@ class Estimator:
         stop = stop_hook is not None and start_step >= stop_hook.last_step
         warned_static = False
         while not stop:
+            remaining = None if stop_hook is None else stop_hook.last_step - global_step
             try:
-                outputs, context = step.run()
-            except tf.errors.OutOfRangeError:
+                outputs, context = step.run(max_iterations=remaining)
+            except InputExhausted:
                 break
             loss, new_step = outputs["loss"], int(outputs["global_step"])
             if new_step == global_step and not warned_static:
@@ -361,8 +374,8 @@ class Estimator:
         iterator = iter(data.dataset)
         store = VariableStore()
 
-        def body():
-            features, labels = data.split(next(iterator))
+        def body(element):
+            features, labels = data.split(element)
             spec = self._call_model_fn(features, labels, ModeKeys.EVAL)
             validate_eval_metric_names(spec.eval_metric_ops)
             outputs = {"loss": spec.loss}
@@ -370,7 +383,8 @@ class Estimator:
                 outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
-        step = TracedStep(store, body)
+        step = TracedStep(store, iterator, body)
+        self._refuse_writes(step, store, ModeKeys.EVAL)
         self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
         for hook in step.hooks:
             hook.after_create_session(None, None)
@@ -379,7 +393,7 @@ class Estimator:
         while steps is None or batches < steps:
             try:
                 outputs, context = step.run()
-            except tf.errors.OutOfRangeError:
+            except InputExhausted:
                 break
             loss_sum += float(outputs["loss"])
             batches += 1
@@ -424,14 +438,15 @@ class Estimator:
         iterator = iter(data.dataset)
         store = VariableStore()
 
-        def body():
-            features, _ = data.split(next(iterator))
+        def body(element):
+            features, _ = data.split(element)
             spec = self._call_model_fn(features, None, ModeKeys.PREDICT)
             predictions = _filter_predictions(spec.predictions, predict_keys)
             outputs = predictions if isinstance(predictions, dict) else {"": predictions}
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
-        step = TracedStep(store, body)
+        step = TracedStep(store, iterator, body)
+        self._refuse_writes(step, store, ModeKeys.PREDICT)
         self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
         single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
         for hook in step.hooks:
@@ -439,7 +454,7 @@ class Estimator:
         while True:
             try:
                 outputs, context = step.run()
-            except tf.errors.OutOfRangeError:
+            except InputExhausted:
                 break
             if single:
                 batch = outputs[""]

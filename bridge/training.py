@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import contextlib
+import contextvars
+from typing import Any, Iterator, Sequence
 
 import tensorflow as tf
+
+_current_mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("bridge_mode", default=None)
+
+
+@contextlib.contextmanager
+def model_fn_mode(mode: str) -> Iterator[None]:
+    """Marks the mode of the model_fn being traced, so that ``minimize`` can see it."""
+    token = _current_mode.set(mode)
+    try:
+        yield
+    finally:
+        _current_mode.reset(token)
 
 
 def minimize(
@@ -26,6 +40,8 @@ def minimize(
       var_list: variables to train; by default every trainable variable model_fn created.
       global_step: the step variable to increment; by default the Estimator's global step.
 
+    Outside TRAIN mode it returns a no-op, so a model_fn may build its train_op in every mode.
+
     Raises:
       RuntimeError: when called outside a model_fn (eagerly).
       ValueError: when there is nothing to train or no variable receives a gradient.
@@ -35,6 +51,10 @@ def minimize(
             "bridge.minimize builds the train_op inside model_fn; it cannot run eagerly. "
             "Call it from the model_fn that the Estimator traces."
         )
+    if _current_mode.get() not in (None, "train"):
+        # tf.estimator only ran train_op in TRAIN; bridge runs every stateful op model_fn
+        # builds, so outside TRAIN the update must not be built at all.
+        return tf.no_op(name="train_op")
     if var_list is None:
         var_list = tf.compat.v1.trainable_variables()
     var_list = list(var_list)
