@@ -79,4 +79,7 @@ def minimize(
     optimizer.apply_gradients(pairs)
     if global_step is None:
         return tf.no_op(name="train_op")
-    return global_step.assign_add(1, read_value=False)
+    # Only a step that computed its gradients (had input) counts; without the dependency the
+    # increment, which reads no input, may run in the call that finds the input exhausted.
+    with tf.control_dependencies([g for g, _ in pairs]):
+        return global_step.assign_add(1, read_value=False)
