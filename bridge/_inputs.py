@@ -59,8 +59,8 @@ def make_input(result: Any) -> Input:
       single constant batch, repeated forever as tf.estimator did.
     """
     if isinstance(result, tf.data.Dataset):
-        spec = result.element_spec
-        has_labels = isinstance(spec, tuple) and len(spec) == 2
+        # Each element is parsed as tf.estimator parsed iterator.get_next(): a tuple must be a pair.
+        has_labels = _is_pair(result.element_spec)
         return Input(result, has_labels, endless=False)
     has_labels = _is_pair(result)
     if has_labels:

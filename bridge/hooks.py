@@ -175,6 +175,10 @@ class StopAtStepHook(SessionRunHook):
     def begin(self) -> None:
         self._global_step = _global_step_tensor()
 
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        # As in tf.estimator: num_steps counts from the global step once variables are restored.
+        self.resolve_start(int(self._global_step.numpy()))
+
     def resolve_start(self, start_step: int) -> None:
         """Fixes the relative target once the starting global step is known (bridge calls this)."""
         if self._last_step is None:
