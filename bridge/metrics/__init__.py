@@ -1,0 +1,58 @@
+"""Streaming metrics computed in C++ from numpy batches (no TensorFlow needed).
+
+Keras 3 names and semantics, with ``update_state(y_true, y_pred,
+sample_weight=None)``, ``result()``, ``reset_state()``, ``merge_state(others)``,
+``get_state()``/``set_state()`` (dicts of numpy arrays that add across
+workers), pickling and ``get_config()``/``from_config()``. Input validation
+raises TypeError/ValueError naming the argument; a rejected batch leaves the
+metric unchanged. The GIL is released while a batch is processed and large
+batches are split across cores (``set_num_threads``). One metric object may
+be updated from several threads; updates are serialised per object.
+"""
+
+from __future__ import annotations
+
+from bridge.metrics._core import get_num_threads, set_num_threads
+from bridge.metrics.accuracy import (
+    Accuracy,
+    BinaryAccuracy,
+    CategoricalAccuracy,
+    SparseCategoricalAccuracy,
+    SparseTopKCategoricalAccuracy,
+)
+from bridge.metrics.auc import AUC
+from bridge.metrics.base import StreamingMetric
+from bridge.metrics.calibration import ExpectedCalibrationError
+from bridge.metrics.confusion import ConfusionMatrix, F1Score, FBetaScore, Precision, Recall
+from bridge.metrics.probabilistic import BinaryCrossentropy, SparseCategoricalCrossentropy
+from bridge.metrics.reduction import Mean, Sum
+from bridge.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootMeanSquaredError
+
+__all__ = [
+    "AUC",
+    "Accuracy",
+    "BinaryAccuracy",
+    "BinaryCrossentropy",
+    "CategoricalAccuracy",
+    "ConfusionMatrix",
+    "ExpectedCalibrationError",
+    "F1Score",
+    "FBetaScore",
+    "Mean",
+    "MeanAbsoluteError",
+    "MeanSquaredError",
+    "Precision",
+    "Recall",
+    "RootMeanSquaredError",
+    "SparseCategoricalAccuracy",
+    "SparseCategoricalCrossentropy",
+    "SparseTopKCategoricalAccuracy",
+    "StreamingMetric",
+    "Sum",
+    "get_num_threads",
+    "set_num_threads",
+]
+
+
+def __dir__() -> list[str]:
+    return __all__
