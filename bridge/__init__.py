@@ -30,8 +30,17 @@ _LAZY_NAMES = {
     "StopAtStepHook": "bridge.hooks",
     "StepCounterHook": "bridge.hooks",
     "SecondOrStepTimer": "bridge.hooks",
+    "TrainSpec": "bridge.training_loop",
+    "EvalSpec": "bridge.training_loop",
+    "train_and_evaluate": "bridge.training_loop",
+    "Exporter": "bridge.training_loop",
+    "LatestExporter": "bridge.training_loop",
+    "BestExporter": "bridge.training_loop",
+    "FinalExporter": "bridge.training_loop",
+    "model_to_estimator": "bridge.keras_bridge",
+    "estimator_to_keras": "bridge.keras_bridge",
 }
-_LAZY_MODULES = {"metrics", "hooks", "export_output"}
+_LAZY_MODULES = {"metrics", "hooks", "export_output", "export"}
 
 __all__ = sorted([*_LAZY_NAMES, *_LAZY_MODULES])
 

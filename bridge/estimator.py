@@ -468,6 +468,23 @@ class Estimator:
         for hook in step.hooks:
             hook.end(None)
 
+    # -- export ------------------------------------------------------------------------------
+    def export_saved_model(
+        self,
+        export_dir_base,
+        serving_input_receiver_fn,
+        assets_extra=None,
+        as_text=False,
+        checkpoint_path=None,
+        experimental_mode=ModeKeys.PREDICT,
+    ) -> bytes:
+        """Writes a SavedModel of the PREDICT graph to ``export_dir_base/<timestamp>``; returns its path (bytes)."""
+        from bridge._export import export_saved_model
+
+        return export_saved_model(
+            self, export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path, experimental_mode
+        )
+
 
 def _metric_value(key: str, metric: Any) -> tf.Tensor:
     """The tensor holding a metric's value after this batch's update."""

@@ -2,9 +2,14 @@
 
 Each class validates its tensors when constructed, as tf.estimator did, and
 exposes them as ``outputs`` (signature output name -> tensor) together with
-the TensorFlow Serving ``method_name`` of the signature it stands for. The
-SavedModel exporter turns these into SignatureDefs; that conversion belongs on
-``ExportOutput`` once export is implemented.
+the TensorFlow Serving ``method_name`` of the signature it stands for.
+
+``ExportOutput.signature(receiver_tensors)`` gives the inputs and outputs of the
+SignatureDef an export writes for it (``bridge._export``), with the rules of
+tf.estimator: a predict signature takes every receiver tensor; classify and
+regress signatures take exactly one string receiver tensor, exposed as
+``inputs``, and are servable only with float32 scores/values (and string
+classes), as TensorFlow Serving requires.
 """
 
 from __future__ import annotations
@@ -38,6 +43,57 @@ class ExportOutput(abc.ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.outputs!r})"
+
+    def signature(self, receiver_tensors: Mapping[str, tf.Tensor]) -> "Signature":
+        """The signature serving these outputs from ``receiver_tensors`` (name -> tensor).
+
+        Raises ValueError when these outputs cannot be served from those inputs.
+        """
+        return Signature(dict(receiver_tensors), self.outputs, self.method_name)
+
+
+class Signature:
+    """Inputs, outputs and method name of one SignatureDef (before it is saved)."""
+
+    def __init__(self, inputs: dict[str, tf.Tensor], outputs: dict[str, tf.Tensor], method_name: str) -> None:
+        self.inputs, self.outputs, self.method_name = inputs, outputs, method_name
+
+    def servable(self) -> bool:
+        """Whether TensorFlow Serving can serve it (tf.saved_model's ``is_valid_signature`` rules)."""
+        if not self.inputs or not self.outputs:
+            return False
+        if self.method_name == PredictOutput.method_name:
+            return True
+        if self.method_name == ClassificationOutput.method_name:
+            wanted = {"classes": tf.string, "scores": tf.float32}
+        elif self.method_name == RegressionOutput.method_name:
+            wanted = {"outputs": tf.float32}
+        else:
+            return False
+        return (
+            set(self.inputs) == {_EXAMPLES_INPUT}
+            and self.inputs[_EXAMPLES_INPUT].dtype == tf.string
+            and set(self.outputs) <= set(wanted)
+            and all(tensor.dtype == wanted[name] for name, tensor in self.outputs.items())
+        )
+
+    def __repr__(self) -> str:
+        return f"Signature(method_name={self.method_name!r}, inputs={sorted(self.inputs)}, outputs={sorted(self.outputs)})"
+
+
+# The one input of classify and regress signatures (serialized tf.Examples).
+_EXAMPLES_INPUT = "inputs"
+
+
+def _single_string_input(receiver_tensors: Mapping[str, tf.Tensor], what: str) -> dict[str, tf.Tensor]:
+    tensors = list(receiver_tensors.values())
+    if len(tensors) != 1 or getattr(tensors[0], "dtype", None) != tf.string:
+        raise ValueError(
+            f"{what} signatures can only accept a single tensor input of type tf.string (serialized "
+            "tf.Examples); use build_parsing_serving_input_receiver_fn, or a serving_input_receiver_fn "
+            f"with one string placeholder that parses them. Received: {dict(receiver_tensors)}"
+        )
+    return {_EXAMPLES_INPUT: tensors[0]}
 
 
 def _is_float_tensor(value: Any) -> bool:
@@ -124,6 +180,9 @@ class ClassificationOutput(ExportOutput):
         found = {"classes": self._classes, "scores": self._scores}
         return {name: value for name, value in found.items() if value is not None}
 
+    def signature(self, receiver_tensors: Mapping[str, tf.Tensor]) -> Signature:
+        return Signature(_single_string_input(receiver_tensors, "Classification"), self.outputs, self.method_name)
+
 
 class RegressionOutput(ExportOutput):
     """Regressor output (``tensorflow/serving/regress``): one float Tensor."""
@@ -144,3 +203,6 @@ class RegressionOutput(ExportOutput):
     @property
     def outputs(self) -> dict[str, tf.Tensor]:
         return {"outputs": self._value}
+
+    def signature(self, receiver_tensors: Mapping[str, tf.Tensor]) -> Signature:
+        return Signature(_single_string_input(receiver_tensors, "Regression"), self.outputs, self.method_name)
