@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import time
 from typing import Any, Callable, Mapping
 

@@ -301,9 +301,12 @@ def test_receiver_fn_builders_make_placeholders():
         examples = receiver.receiver_tensors["examples"]
         assert examples.op.name == "input_example_tensor" and examples.shape.as_list() == [4]
         assert examples.dtype == tf.string and set(receiver.features) == {"x"}
-        raw = build_raw_serving_input_receiver_fn({"x": X[:2], "n": np.zeros([2], np.int64)})()
+        raw = build_raw_serving_input_receiver_fn(
+            {"x": X[:2], "n": np.zeros([2], np.int64), "s": tf.TensorSpec([None, 2], tf.int32)}
+        )()
         assert raw.features is raw.receiver_tensors
         assert raw.receiver_tensors["x"].shape.as_list() == [None, 3]
         assert raw.receiver_tensors["n"].dtype == tf.int64
+        assert raw.receiver_tensors["s"].shape.as_list() == [None, 2] and raw.receiver_tensors["s"].op.name == "s"
     with pytest.raises(ValueError, match="dict of feature name"):
         build_raw_serving_input_receiver_fn(X)
