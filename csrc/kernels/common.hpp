@@ -6,6 +6,7 @@
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 // Hot loops are compiled for several instruction sets and picked at load time
@@ -49,10 +50,23 @@ enum Bad : unsigned {
     kNonFiniteTarget = 1u << 3,
 };
 
+template <class To, class From>
+BRIDGE_INLINE To bit_cast(From f);
+
+// NaN and +-inf have every exponent bit set. Tested on the bits because the
+// kernels are built with -fassociative-math, under which GCC may fold the
+// arithmetic idioms (x * 0 == 0, x - x == 0) to true. Integer types are finite.
 template <class T>
 BRIDGE_INLINE bool finite(T x) {
-    // x * 0 is NaN for NaN and +-inf; branch-free so loops still vectorise.
-    return x * T(0) == T(0);
+    if constexpr (std::is_same_v<T, double>) {
+        constexpr std::uint64_t kExp = 0x7ff0000000000000ull;
+        return (bit_cast<std::uint64_t>(x) & kExp) != kExp;
+    } else if constexpr (std::is_same_v<T, float>) {
+        constexpr std::uint32_t kExp = 0x7f800000u;
+        return (bit_cast<std::uint32_t>(x) & kExp) != kExp;
+    } else {
+        return true;
+    }
 }
 
 template <class To, class From>
