@@ -121,8 +121,10 @@ class _ModelSpec:
         import keras
 
         with keras.saving.custom_object_scope(self.custom_objects):
+            # The config was serialized in this process from a live model (a .keras file is
+            # loaded with Keras's safe mode first), so Lambda layers may be rebuilt.
             return keras.saving.deserialize_keras_object(
-                copy.deepcopy(self.model_config), custom_objects=self.custom_objects
+                copy.deepcopy(self.model_config), custom_objects=self.custom_objects, safe_mode=False
             )
 
     def deserialize_compile_config(self) -> dict:

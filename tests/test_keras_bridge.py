@@ -145,7 +145,9 @@ def test_sequential_matches_fit_evaluate_predict(tmp_path):
 
 def test_two_input_functional_matches_fit_evaluate_predict(tmp_path):
     converted, reference = two_input_model(), two_input_model()
-    estimator = bridge.model_to_estimator(converted, model_dir=str(tmp_path))
+    # Several steps per traced call (iterations_per_loop) change nothing.
+    config = bridge.RunConfig(iterations_per_loop=3)
+    estimator = bridge.model_to_estimator(converted, model_dir=str(tmp_path), config=config)
     estimator.train(dataset_fn(TWO_INPUT_FEATURES, TWO_INPUT_LABELS, epochs=2), steps=2 * STEPS)
     reference.fit(TWO_INPUT_FEATURES, [Y_REG, Y_CLS], batch_size=BATCH, epochs=2, shuffle=False, verbose=0)
     assert_weights_close(bridge.estimator_to_keras(estimator), reference)
@@ -176,6 +178,17 @@ def test_subclassed_matches_fit_evaluate_predict(tmp_path):
     )
     predictions = predictions_of(estimator, dataset_fn(XA))
     np.testing.assert_allclose(predictions["output_1"], reference.predict(XA, batch_size=BATCH, verbose=0), atol=1e-5)
+
+
+def test_lambda_layer(tmp_path):
+    keras.utils.set_random_seed(4)
+    inputs = keras.Input((4,), name="x")
+    outputs = keras.layers.Dense(1, name="y")(keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    estimator = bridge.model_to_estimator(model, model_dir=str(tmp_path))
+    predictions = predictions_of(estimator, dataset_fn({"x": XA}))
+    np.testing.assert_allclose(predictions["y"], model.predict(XA, verbose=0), atol=1e-6)
 
 
 def test_training_flag_only_in_train(tmp_path):
