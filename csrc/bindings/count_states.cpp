@@ -87,22 +87,31 @@ public:
         Input t = get_input(y_true, "y_true", sparse ? Role::ClassIndex : Role::Binary);
         if (sparse) require_same_rows(t, p);
         else require_same_shape(t, p);
-        if (classes_ == 0) {
+        kernels::ClassCountsSpec spec = spec_;
+        spec.sparse = sparse;
+        spec.classes = C;
+        Weights w = get_weights(sample_weight, p.view.rows);
+        const bool building = classes_ == 0;
+        if (building) {
             classes_ = C;
             acc_.assign(std::vector<double>(4 * C, 0.0));
         } else if (classes_ != C) {
             throw py::value_error(name_ + ": every batch must have the same number of classes. Expected " +
                                   std::to_string(classes_) + " columns. Received: y_pred.shape=" + p.shape());
         }
-        kernels::ClassCountsSpec spec = spec_;
-        spec.sparse = sparse;
-        spec.classes = C;
-        Weights w = get_weights(sample_weight, p.view.rows);
         const View tv = t.view, pv = p.view;
         LabelRule rule{sparse ? LabelRule::Index : LabelRule::Binary, C};
-        run_counts(acc_, t, p, /*atomic=*/false, rule, name_, [&](double* out, index_t b, index_t e) {
-            return kernels::class_counts(spec, tv, pv, w.data, b, e, out);
-        });
+        try {
+            run_counts(acc_, t, p, /*atomic=*/false, rule, name_, [&](double* out, index_t b, index_t e) {
+                return kernels::class_counts(spec, tv, pv, w.data, b, e, out);
+            });
+        } catch (...) {
+            if (building) {  // a rejected first batch must not fix the number of classes
+                classes_ = 0;
+                acc_.assign({});
+            }
+            throw;
+        }
     }
 
     py::array_t<double> state() const { return to_numpy(acc_.snapshot()); }
