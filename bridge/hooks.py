@@ -148,6 +148,19 @@ class SecondOrStepTimer:
         return self._last_step
 
 
+def _as_graph_element(obj: Any) -> Any:
+    if not isinstance(obj, str):
+        return obj
+    import tensorflow as tf
+
+    graph = tf.compat.v1.get_default_graph()
+    name = obj if ":" in obj else obj + ":0"
+    try:
+        return graph.as_graph_element(name)
+    except (KeyError, ValueError) as error:
+        raise ValueError(f"Passed {obj!r} should be the name of a tensor in model_fn's graph: {error}") from None
+
+
 def _global_step_tensor():
     import tensorflow as tf
 
@@ -247,9 +260,11 @@ class LoggingTensorHook(SessionRunHook):
 
     def begin(self) -> None:
         self._iter_count = 0
+        # Tensor names ("loss:0"), as tf.estimator accepted them, resolve in the traced step.
+        self._current = {tag: _as_graph_element(tensor) for tag, tensor in self._tensors.items()}
 
     def before_run(self, run_context: SessionRunContext) -> SessionRunArgs:
-        return SessionRunArgs(self._tensors)
+        return SessionRunArgs(self._current)
 
     def _log(self, values: Mapping[str, Any], elapsed: float | None = None) -> None:
         if self._formatter is not None:

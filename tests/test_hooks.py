@@ -235,3 +235,19 @@ def test_second_or_step_timer():
         bridge.SecondOrStepTimer()
     with pytest.raises(ValueError, match="Either every_secs or every_steps"):
         bridge.SecondOrStepTimer(every_secs=1, every_steps=1)
+
+
+def test_logging_tensor_hook_accepts_tensor_names(model_dir, train_input_fn, caplog):
+    def model_fn(features, labels, mode, params):
+        spec = keras_model_fn(features, labels, mode, params)
+        return spec._replace(loss=tf.identity(spec.loss, name="my_loss"))
+
+    config = bridge.RunConfig(log_step_count_steps=None)
+    est = bridge.Estimator(model_fn, model_dir=model_dir, params={}, config=config)
+    hook = bridge.LoggingTensorHook({"named": "my_loss:0", "short": "my_loss"}, every_n_iter=1)
+    with caplog.at_level(logging.INFO, logger="bridge"):
+        est.train(train_input_fn, steps=2, hooks=[hook])
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("named = ")]
+    assert len(lines) == 2
+    values = [re.findall(r"(?:named|short) = ([-\d.e+]+)", line) for line in lines]
+    assert all(len(v) == 2 and v[0] == v[1] and np.isfinite(float(v[0])) for v in values)
