@@ -13,6 +13,7 @@ import errno
 import fcntl
 import logging
 import os
+import time
 from typing import Mapping
 
 import numpy as np
@@ -69,38 +70,75 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
 
 
 class CheckpointWriter:
-    """Saves numbered checkpoints and keeps ``max_to_keep`` of them (0/None keeps all)."""
+    """Saves numbered checkpoints and keeps the ``max_to_keep`` newest (0/None keeps all).
+
+    Also keeps one checkpoint every ``keep_checkpoint_every_n_hours`` for good, as tf.estimator's
+    Saver did. Works for plain and distributed (``tf.distribute``) variables alike: values are
+    read in cross-replica context and written with TensorFlow's ``SaveV2`` op, which writes to
+    temporary files and renames them; the state file is then replaced atomically.
+    """
 
     def __init__(
         self,
         model_dir: str,
         variables: Mapping[str, tf.Variable],
         max_to_keep: int | None = 5,
-        keep_checkpoint_every_n_hours: float = 10000,
+        keep_checkpoint_every_n_hours: float | None = 10000,
     ) -> None:
+        self._model_dir = model_dir
         self._prefix = os.path.join(model_dir, CHECKPOINT_BASENAME)
-        tf_logger = tf.get_logger()
-        level = tf_logger.level
-        tf_logger.setLevel(logging.ERROR)  # the Saver's deprecation notice does not apply: keys are unique
-        try:
-            self._saver = tf.compat.v1.train.Saver(
-                var_list=dict(variables),
-                max_to_keep=max_to_keep or None,
-                keep_checkpoint_every_n_hours=keep_checkpoint_every_n_hours,
-                save_relative_paths=True,
-            )
-        finally:
-            tf_logger.setLevel(level)
+        self._variables = dict(variables)
+        self._max_to_keep = max_to_keep or None
+        self._keep_every_secs = (keep_checkpoint_every_n_hours or 0) * 3600 or None
         state = tf.train.get_checkpoint_state(model_dir)
+        self._kept: list[str] = []
         if state is not None:
-            self._saver.recover_last_checkpoints(list(state.all_model_checkpoint_paths))
+            self._kept = [
+                path if os.path.isabs(path) else os.path.join(model_dir, path)
+                for path in state.all_model_checkpoint_paths
+            ]
+        self._next_permanent = time.time() + self._keep_every_secs if self._keep_every_secs else None
         self.last_saved_step: int | None = None
 
     def save(self, step: int) -> str:
-        path = self._saver.save(None, self._prefix, global_step=step, write_meta_graph=False)
+        path = f"{self._prefix}-{step}"
+        keys = list(self._variables)
+        tf.raw_ops.SaveV2(
+            prefix=path,
+            tensor_names=keys,
+            shape_and_slices=[""] * len(keys),
+            tensors=[self._variables[k].read_value() for k in keys],
+        )
+        if path in self._kept:
+            self._kept.remove(path)
+        self._kept.append(path)
+        self._retire_old()
+        # Relative paths, so that a copied or moved model_dir still works. (TensorFlow logs a
+        # deprecation notice for this function; it is still the writer of the state file.)
+        tf_logger = tf.get_logger()
+        level = tf_logger.level
+        tf_logger.setLevel(logging.ERROR)
+        try:
+            tf.compat.v1.train.update_checkpoint_state(
+                self._model_dir,
+                os.path.basename(path),
+                all_model_checkpoint_paths=[os.path.basename(p) for p in self._kept],
+            )
+        finally:
+            tf_logger.setLevel(level)
         self.last_saved_step = step
         logger.info("Saving checkpoints for %d into %s.", step, self._prefix)
         return path
+
+    def _retire_old(self) -> None:
+        while self._max_to_keep is not None and len(self._kept) > self._max_to_keep:
+            oldest = self._kept.pop(0)
+            written = os.path.getmtime(oldest + ".index") if os.path.exists(oldest + ".index") else 0.0
+            if self._next_permanent is not None and written >= self._next_permanent:
+                self._next_permanent += self._keep_every_secs
+                continue  # kept for good; no longer tracked
+            for name in tf.io.gfile.glob(oldest + ".*"):
+                tf.io.gfile.remove(name)
 
 
 def assert_finite(variables: Mapping[str, tf.Variable]) -> None:

@@ -37,13 +37,16 @@ class TracedStep:
     Each hook's ``begin`` and a first ``before_run`` run inside the trace (see bridge.hooks).
     """
 
-    def __init__(self, store: VariableStore, iterator: Any, body: Body, iterations: int = 1) -> None:
+    def __init__(
+        self, store: VariableStore, iterator: Any, body: Body, iterations: int = 1, strategy: Any = None
+    ) -> None:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
         self.output_names: list[str] = []
         self._fetch_index: dict[int, int] = {}
         self._fetched: list[Any] = []  # keeps fetched objects alive so their ids stay unique
         self._store = store
+        self._strategy = strategy
         self._iterations = iterations
         self.steps_run = 0
         if iterations == 1:
@@ -58,23 +61,48 @@ class TracedStep:
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
-        with self._store.scope():
-            spec, outputs, hooks = body(element)
+        if self._strategy is None:
+            with self._store.scope():
+                return self._replica_outputs(body, element)
+        with self._strategy.scope(), self._store.scope():
+            per_replica = self._strategy.run(lambda e: self._replica_outputs(body, e), args=(element,))
+            return [self._reduce(i, value) for i, value in enumerate(per_replica)]
+
+    def _reduce(self, index: int, value: Any) -> tf.Tensor:
+        """The loss is averaged over replicas; everything else is taken from replica 0."""
+        if index == 0 and self.output_names[:1] == ["loss"]:
+            return self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+        return self._strategy.experimental_local_results(value)[0]
+
+    def _replica_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
+        """model_fn and hook fetches for one replica; the first replica's spec and hooks are kept.
+
+        Under a strategy every replica runs model_fn and its own hooks' ``begin``/``before_run``
+        in the same order, so output positions match across replicas.
+        """
+        spec, outputs, hooks = body(element)
+        first = self.spec is None
+        if first:
             self.spec, self.hooks = spec, list(hooks)
             self.output_names = list(outputs)
-            flat = [tf.convert_to_tensor(t) for t in outputs.values()]
-            for hook in self.hooks:
-                hook.begin()
-            context = SessionRunContext()
-            for hook in self.hooks:
-                request = hook.before_run(context)
-                if request is not None:
-                    for item in tf.nest.flatten(request.fetches):
-                        if id(item) not in self._fetch_index:
-                            self._fetch_index[id(item)] = len(flat)
-                            self._fetched.append(item)
-                            flat.append(tf.identity(item))
-            return flat
+        flat = [tf.convert_to_tensor(t) for t in outputs.values()]
+        seen: set[int] = set()
+        for hook in hooks:
+            hook.begin()
+        context = SessionRunContext()
+        for hook in hooks:
+            request = hook.before_run(context)
+            if request is None:
+                continue
+            for item in tf.nest.flatten(request.fetches):
+                if id(item) in seen:
+                    continue
+                seen.add(id(item))
+                if first:
+                    self._fetch_index[id(item)] = len(flat)
+                    self._fetched.append(item)
+                flat.append(tf.identity(item))
+        return flat
 
     def _trace_loop(self, body: Body, iterator: Any, n: tf.Tensor) -> list[tf.Tensor]:
         stash: list[tf.Variable] = []
@@ -104,6 +132,17 @@ class TracedStep:
         done, _ = tf.while_loop(cond, loop_body, [tf.constant(0), tf.constant(True)])
         with tf.control_dependencies([done]):
             return [done] + [v.read_value() for v in stash]
+
+    def close(self) -> None:
+        """Drops the traced function, and with it the input iterator it captured.
+
+        Done explicitly at the end of each Estimator call: left to the garbage collector, an
+        iterator whose pipeline runs Python code (``tf.numpy_function``) can deadlock the
+        interpreter at exit.
+        """
+        self._function = None
+        self._fetched = []
+        self._fetch_index = {}
 
     # -- inspection --------------------------------------------------------------------------
     def written_variables(self, variables: dict[str, tf.Variable]) -> list[str]:

@@ -20,30 +20,38 @@ import collections
 import contextlib
 import inspect
 import re
+import threading
 from typing import Any, Callable, Iterator
 
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
 
+GLOBAL_STEP_KEY = "global_step"
 _RESOURCE_VARIABLE_ARGS = set(inspect.signature(resource_variable_ops.ResourceVariable.__init__).parameters) - {"self"}
 
 
-def _create_eagerly(next_creator: Callable[..., tf.Variable], kwargs: dict[str, Any]) -> tf.Variable:
+def _create_eagerly(kwargs: dict[str, Any], strategy: Any) -> tf.Variable:
     """Creates the variable in the eager context, outside every function being traced.
 
-    Without a distribution strategy the variable is built directly: the creator stack inside
-    a trace (and inside while/cond bodies) only holds TensorFlow's "no variables here" guards.
-    Under a strategy, its creator must run to make distributed variables.
+    The creator stack inside a trace (and inside while/cond bodies) only holds TensorFlow's
+    "no variables here" guards, so the variable is built directly; under a distribution
+    strategy it is built in the strategy's scope, which makes it a distributed variable.
     """
+    kwargs = {k: v for k, v in kwargs.items() if k in _RESOURCE_VARIABLE_ARGS}
     kwargs["experimental_enable_variable_lifting"] = False
     with tf.init_scope():
-        if tf.distribute.has_strategy():
-            return next_creator(**kwargs)
-        return resource_variable_ops.ResourceVariable(
-            **{k: v for k, v in kwargs.items() if k in _RESOURCE_VARIABLE_ARGS}
-        )
+        if strategy is None:
+            return resource_variable_ops.ResourceVariable(**kwargs)
+        with strategy.scope():
+            return tf.Variable(**kwargs)
 
-GLOBAL_STEP_KEY = "global_step"
+
+def _replica_context() -> Any:
+    """The replica context of ``strategy.run`` when several replicas trace model_fn, else None."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return None
+    return context
 
 
 def _keras_path() -> str | None:
@@ -77,14 +85,30 @@ def _strip_suffix(name: str) -> str:
 class VariableStore:
     """Owns the variables one model_fn trace creates, keyed for checkpoints."""
 
-    def __init__(self) -> None:
+    def __init__(self, strategy: Any = None) -> None:
+        """``strategy``: the tf.distribute strategy the step runs under, if any.
+
+        Under a strategy, model_fn runs once per replica inside ``strategy.run``; the
+        strategy's own creators make each variable once, as a distributed variable, and hand
+        it to every replica (only replica 0's creations reach this store).
+        """
+        self._strategy = strategy
+        self._thread = threading.local()
         self._by_key: dict[str, tf.Variable] = {}
         self._local_keys: set[str] = set()
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
-        with tf.init_scope():
-            step = tf.Variable(0, dtype=tf.int64, trainable=False, name=GLOBAL_STEP_KEY)
+        step = _create_eagerly(
+            dict(
+                initial_value=0,
+                dtype=tf.int64,
+                trainable=False,
+                name=GLOBAL_STEP_KEY,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            ),
+            self._strategy,
+        )
         self._by_key[GLOBAL_STEP_KEY] = step
         return step
 
@@ -105,6 +129,7 @@ class VariableStore:
     def adopt(self, variables: list[tf.Variable]) -> None:
         """Registers variables the trace captured but did not create (built outside model_fn)."""
         known = {id(v) for v in self._by_key.values()}
+        known |= {id(c) for v in self._by_key.values() for c in getattr(v, "values", ())}
         for variable in variables:
             if id(variable) not in known:
                 self._register(_strip_suffix(variable.name), variable)
@@ -122,6 +147,8 @@ class VariableStore:
             yield
 
     def _create(self, next_creator, **kwargs) -> tf.Variable:
+        if getattr(self._thread, "inside", False):  # a strategy building a variable's components
+            return next_creator(**kwargs)
         key = self._key_for(kwargs.get("name"))
         initial_value = kwargs.get("initial_value")
         if isinstance(initial_value, tf.Tensor) and not hasattr(initial_value, "numpy"):
@@ -133,15 +160,30 @@ class VariableStore:
                     "traced step: use an initializer (callable) or a constant initial value."
                 )
             kwargs["initial_value"] = static
-        variable = _create_eagerly(next_creator, kwargs)
+        if _replica_context() is None:
+            variable = _create_eagerly(kwargs, self._strategy)
+        else:
+            # Inside strategy.run: the strategy's own creators (next in the stack) make the
+            # distributed variable on replica 0 and hand it to the other replicas.
+            kwargs["experimental_enable_variable_lifting"] = False
+            self._thread.inside = True
+            try:
+                with tf.init_scope():
+                    variable = next_creator(**kwargs)
+            finally:
+                self._thread.inside = False
         self._register(key, variable)
+        if variable.synchronization == tf.VariableSynchronization.ON_READ:
+            self._local_keys.add(self._last_key)
+        self._add_to_collections(variable)
+        return variable
+
+    @staticmethod
+    def _add_to_collections(variable: tf.Variable) -> None:
         graph = tf.compat.v1.get_default_graph()
         graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES, variable)
         if variable.trainable:
             graph.add_to_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, variable)
-        if variable.synchronization == tf.VariableSynchronization.ON_READ:
-            self._local_keys.add(self._last_key)
-        return variable
 
     def _key_for(self, name: str | None) -> str:
         name = _strip_suffix(name or "Variable")

@@ -275,9 +275,11 @@ class Estimator:
     def _train(self, input_fn, user_hooks, steps, max_steps, listeners) -> float | None:
         config = self._config
         _set_random_seed(config.tf_random_seed)
+        strategy = config.train_distribute
         data = self._input(input_fn, ModeKeys.TRAIN)
-        iterator = iter(data.dataset)
-        store = VariableStore()
+        dataset = data.dataset if strategy is None else strategy.experimental_distribute_dataset(data.dataset)
+        iterator = iter(dataset)
+        store = VariableStore(strategy)
         summary_writer = SummaryWriter(self.model_dir) if config.save_summary_steps else None
         stop_hook = None
         if steps is not None:
@@ -307,7 +309,16 @@ class Estimator:
                 hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
             return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
 
-        step = TracedStep(store, iterator, body, iterations=config.iterations_per_loop)
+        step = TracedStep(store, iterator, body, iterations=config.iterations_per_loop, strategy=strategy)
+        del iterator, dataset  # the traced step owns the input now; step.close() releases it
+        try:
+            return self._train_loop(step, store, config, stop_hook, steps, max_steps, listeners)
+        finally:
+            step.close()
+            if summary_writer is not None:
+                summary_writer.close()
+
+    def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners) -> float | None:
         checkpoint = self.latest_checkpoint()
         self._restore_or_warm_start(store, checkpoint, purpose="")
         start_step = int(store.global_step.numpy())
@@ -348,8 +359,6 @@ class Estimator:
         if saver is not None:
             saver.end(global_step)
         progress.update(global_step, None if loss is None else float(loss), force=True)
-        if summary_writer is not None:
-            summary_writer.close()
         return None if loss is None else float(loss)
 
     # -- evaluate ----------------------------------------------------------------------------
@@ -384,6 +393,28 @@ class Estimator:
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
         step = TracedStep(store, iterator, body)
+        del iterator
+        try:
+            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path)
+        finally:
+            step.close()
+        results: dict[str, Any] = {}
+        for key in sorted(step.spec.eval_metric_ops):
+            results[key] = last.get("metric/" + key, _no_batches_value())
+        results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
+        results["global_step"] = np.int64(store.global_step.numpy())
+        logger.info(
+            "Saving dict for global step %d: %s",
+            results["global_step"],
+            ", ".join(f"{k} = {v}" for k, v in sorted(results.items())),
+        )
+        writer = SummaryWriter(self.eval_dir(name))
+        writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
+        writer.close()
+        return results
+
+    def _evaluate_loop(self, step: TracedStep, store: VariableStore, steps: int | None, checkpoint_path: str | None):
+        """Runs the eval step until the input or ``steps`` runs out; returns (batches, loss sum, last outputs)."""
         self._refuse_writes(step, store, ModeKeys.EVAL)
         self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
         for hook in step.hooks:
@@ -404,20 +435,7 @@ class Estimator:
                 break
         for hook in step.hooks:
             hook.end(None)
-        results: dict[str, Any] = {}
-        for key in sorted(step.spec.eval_metric_ops):
-            results[key] = last.get("metric/" + key, _no_batches_value())
-        results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
-        results["global_step"] = np.int64(store.global_step.numpy())
-        logger.info(
-            "Saving dict for global step %d: %s",
-            results["global_step"],
-            ", ".join(f"{k} = {v}" for k, v in sorted(results.items())),
-        )
-        writer = SummaryWriter(self.eval_dir(name))
-        writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
-        writer.close()
-        return results
+        return batches, loss_sum, last
 
     # -- predict -----------------------------------------------------------------------------
     def predict(
@@ -446,27 +464,31 @@ class Estimator:
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
         step = TracedStep(store, iterator, body)
-        self._refuse_writes(step, store, ModeKeys.PREDICT)
-        self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
-        single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
-        for hook in step.hooks:
-            hook.after_create_session(None, None)
-        while True:
-            try:
-                outputs, context = step.run()
-            except InputExhausted:
-                break
-            if single:
-                batch = outputs[""]
-                yield from (batch if yield_single_examples else [batch])
-            elif yield_single_examples:
-                yield from _examples(outputs)
-            else:
-                yield outputs
-            if context.stop_requested:
-                break
-        for hook in step.hooks:
-            hook.end(None)
+        del iterator
+        try:
+            self._refuse_writes(step, store, ModeKeys.PREDICT)
+            self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
+            single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
+            for hook in step.hooks:
+                hook.after_create_session(None, None)
+            while True:
+                try:
+                    outputs, context = step.run()
+                except InputExhausted:
+                    break
+                if single:
+                    batch = outputs[""]
+                    yield from (batch if yield_single_examples else [batch])
+                elif yield_single_examples:
+                    yield from _examples(outputs)
+                else:
+                    yield outputs
+                if context.stop_requested:
+                    break
+            for hook in step.hooks:
+                hook.end(None)
+        finally:
+            step.close()
 
     # -- export ------------------------------------------------------------------------------
     def export_saved_model(

@@ -65,6 +65,11 @@ def minimize(
         )
     if global_step is None:
         global_step = tf.compat.v1.train.get_global_step()
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        # Each replica's loss is a mean over its share of the batch; the strategy sums the
+        # gradients of all replicas, so scale to get the gradient of the global-batch mean.
+        loss = loss / replicas
     gradients = tf.gradients(loss, var_list)
     pairs = [(g, v) for g, v in zip(gradients, var_list) if g is not None]
     if not pairs:
