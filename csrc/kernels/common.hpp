@@ -19,8 +19,11 @@
 #endif
 #if defined(__GNUC__)
 #define BRIDGE_INLINE inline __attribute__((always_inline))
+// For lambdas in kernels: GCC does not inline plain lambdas into ISA clones.
+#define BRIDGE_LAMBDA __attribute__((always_inline))
 #else
 #define BRIDGE_INLINE inline
+#define BRIDGE_LAMBDA
 #endif
 
 namespace bridge::kernels {

@@ -192,6 +192,22 @@ unsigned binary_counts(const BinarySpec& s, const View& y, const View& p, const 
 
 unsigned class_counts(const ClassCountsSpec& s, const View& y, const View& p, const double* w,
                       index_t b, index_t e, double* out) {
+    if (s.classes == 1 && !s.argmax_rule && !s.sparse) {
+        // Binary F-score: the thresholded counts kernel, then fp/fn/support from them.
+        double tp = 0, fp = 0, tn = 0, fn = 0;
+        unsigned bad = with_label(y, [&](auto* yy) {
+            return with_float(p, [&](auto* pp) {
+                using V = std::remove_const_t<std::remove_pointer_t<decltype(pp)>>;
+                return binary_counts_one(yy, pp, 1, 0, 1, static_cast<V>(s.threshold), w, b, e, &tp, &fp, &tn, &fn);
+            });
+        });
+        if (bad) return bad;
+        out[0] += tp;
+        out[1] += fp;
+        out[2] += fn;
+        out[3] += tp + fn;
+        return kOk;
+    }
     return with_label(y, [&](auto* yy) {
         return with_float(p, [&](auto* pp) { return class_counts_impl(s, yy, pp, w, b, e, out); });
     });

@@ -35,6 +35,47 @@ BRIDGE_INLINE index_t explicit_bucket(float pf, const float* t, int T) {
     return lo - 1;  // -1: below every threshold, counted nowhere
 }
 
+// Unweighted, evenly spaced thresholds: bucket indices for a chunk in one
+// vectorised loop, then integer counts in four interleaved histograms (so
+// repeated buckets do not serialise on one counter).
+template <class L, class T>
+BRIDGE_INLINE unsigned binned_counts_fast(int T_, const L* y, const T* p, index_t lo, index_t hi, double* pos,
+                                          double* neg) {
+    constexpr index_t kChunk = 1024;
+    const std::size_t slots = 2 * static_cast<std::size_t>(T_);
+    std::vector<std::uint32_t> hist(4 * slots, 0u);
+    std::int32_t idx[kChunk];
+    const float scale = static_cast<float>(T_ - 1);
+    for (index_t c0 = lo; c0 < hi; c0 += kChunk) {
+        const index_t n = std::min(kChunk, hi - c0);
+        for (index_t k = 0; k < n; ++k) {
+            float pf = static_cast<float>(p[c0 + k]);
+            float bkt = std::ceil(pf * scale) - 1.0f;
+            bkt = bkt < 0.0f ? 0.0f : bkt;
+            idx[k] = 2 * static_cast<std::int32_t>(bkt) + (y[c0 + k] == 1 ? 1 : 0);
+        }
+        index_t k = 0;
+        for (; k + 4 <= n; k += 4) {
+            ++hist[idx[k]];
+            ++hist[slots + idx[k + 1]];
+            ++hist[2 * slots + idx[k + 2]];
+            ++hist[3 * slots + idx[k + 3]];
+        }
+        for (; k < n; ++k) ++hist[idx[k]];
+        // Flush before the 32-bit counters could overflow.
+        if (((c0 - lo) / kChunk) % 1000000 == 999999 || c0 + kChunk >= hi) {
+            for (std::size_t t = 0; t < static_cast<std::size_t>(T_); ++t) {
+                for (int r = 0; r < 4; ++r) {
+                    neg[t] += hist[r * slots + 2 * t];
+                    pos[t] += hist[r * slots + 2 * t + 1];
+                }
+            }
+            std::fill(hist.begin(), hist.end(), 0u);
+        }
+    }
+    return kOk;
+}
+
 template <class L, class T>
 BRIDGE_CLONES unsigned binned_impl(const BinnedSpec& s, const L* y, const T* p, index_t cols,
                                    const double* w, index_t b, index_t e, double* pos,
@@ -52,6 +93,7 @@ BRIDGE_CLONES unsigned binned_impl(const BinnedSpec& s, const L* y, const T* p, 
     if (nonfinite || bad_label || bad_prob)
         return (nonfinite ? kNonFiniteScore : 0u) | (bad_label ? kLabelRange : 0u) |
                (bad_prob && !nonfinite ? kProbRange : 0u);
+    if (!w && !s.thresholds && !s.from_logits) return binned_counts_fast(s.num_thresholds, y, p, lo, hi, pos, neg);
     for (index_t i = b; i < e; ++i) {
         double wi = weight_at(w, i);
         for (index_t c = 0; c < cols; ++c) {
