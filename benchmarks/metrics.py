@@ -355,7 +355,12 @@ def run_keras(spec, arrays, batch, keras, tf, compiled):
                 metric.update_state(p)
             else:
                 metric.update_state(y, p)
-    step = tf.function(lambda y, p: update(m, y, p), jit_compile=False) if compiled else (lambda y, p: update(m, y, p))
+    def eager_step(y, p):
+        update(m, y, p)
+
+    # The step has no Python control flow: AutoGraph has nothing to convert.
+    step = tf.function(tf.autograph.experimental.do_not_convert(eager_step), jit_compile=False) if compiled \
+        else eager_step
     first = conv[0]
     step(*first)  # build variables / trace outside the timed pass
 
