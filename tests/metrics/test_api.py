@@ -144,6 +144,7 @@ def test_large_batches_split_across_threads_give_the_same_result(data):
     logits = rng.randn(n, 10).astype(np.float32)
     labels = rng.randint(0, 10, n)
     results = []
+    original = bm.get_num_threads()
     for threads in (1, 2):
         bm.set_num_threads(threads)
         try:
@@ -153,7 +154,7 @@ def test_large_batches_split_across_threads_give_the_same_result(data):
             c.update_state(labels, logits)
             results.append((m.result(), c.result()))
         finally:
-            bm.set_num_threads(2)
+            bm.set_num_threads(original)
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     np.testing.assert_array_equal(results[0][1], results[1][1])
     with pytest.raises(ValueError):
