@@ -65,7 +65,10 @@ def model_fn(features, labels, mode, params):
 
     accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     accuracy.update_state(labels, logits)
-    eval_metric_ops = {"accuracy": accuracy}
+    eval_metric_ops = {
+        "accuracy": accuracy,  # a Keras metric object, updated inside the traced step
+        "top_2_accuracy": bridge.metrics.top_k_accuracy(labels, logits, k=2),  # bridge's C++ engine, on the host
+    }
 
     if mode == bridge.ModeKeys.EVAL:
         return bridge.EstimatorSpec(mode, loss=loss, eval_metric_ops=eval_metric_ops)
@@ -99,12 +102,12 @@ def main(argv=None) -> int:
 
     metrics = estimator.evaluate(make_input_fn(x_test, y_test))
     logger.info(
-        "eval: accuracy = %.4f, loss = %.4f, global_step = %d",
-        metrics["accuracy"], metrics["loss"], metrics["global_step"],
+        "eval: accuracy = %.4f, top-2 accuracy = %.4f, loss = %.4f, global_step = %d",
+        metrics["accuracy"], metrics["top_2_accuracy"], metrics["loss"], metrics["global_step"],
     )
 
     n_shown = 5
-    predictions = estimator.predict(make_input_fn(x_test[:n_shown]))
+    predictions = list(estimator.predict(make_input_fn(x_test[:n_shown])))
     for i, prediction in enumerate(predictions):
         cls = int(prediction["class_ids"])
         logger.info(
@@ -112,10 +115,22 @@ def main(argv=None) -> int:
             i, y_test[i], cls, prediction["probabilities"][cls],
         )
 
+    # Export a SavedModel for serving, reload it, and check it serves the same predictions.
+    serving_input_fn = bridge.export.build_raw_serving_input_receiver_fn(
+        {"pixels": tf.TensorSpec([None, x_test.shape[1]], tf.float32)}
+    )
+    export_dir = estimator.export_saved_model(os.path.join(model_dir, "export"), serving_input_fn).decode()
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](pixels=tf.constant(x_test[:n_shown]))
+    agree = all(int(served["class_ids"][i]) == int(p["class_ids"]) for i, p in enumerate(predictions))
+    logger.info("exported %s; the SavedModel agrees with Estimator.predict: %s", export_dir, agree)
+
     logger.info("latest checkpoint: %s", estimator.latest_checkpoint())
     for name in sorted(os.listdir(model_dir)):
         logger.info("  %s/%s", os.path.basename(model_dir), name)
 
+    if not agree:
+        logger.error("the exported SavedModel disagrees with Estimator.predict")
+        return 1
     if metrics["accuracy"] < 0.90:
         logger.error("accuracy %.4f is below 0.90", metrics["accuracy"])
         return 1
