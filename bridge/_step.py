@@ -11,7 +11,8 @@ The last step's outputs are kept in "stash" variables that belong to the loop, n
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+from typing import Any, Callable, Iterator, Sequence
 
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
@@ -22,6 +23,46 @@ from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues
 _WRITE_OPS = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
 
 Body = Callable[[Any], tuple[Any, dict, Sequence[SessionRunHook]]]
+
+
+METRIC_PREFIX = "metric/"  # evaluate's output name for eval_metric_ops[key]
+
+
+@contextlib.contextmanager
+def estimator_loss_semantics(strategy: Any) -> Iterator[None]:
+    """tf.estimator's loss semantics while model_fn is traced per replica (see docs/design.md).
+
+    * ``spec.loss`` is each replica's mean over its own share of the batch, as written. Keras 3
+      loss objects would pre-scale it by 1/num_replicas under tf.distribute (Keras's own
+      convention for ``fit``); that scaling is switched off here, so a loss object gives the
+      value it gives without a strategy.
+    * The gradient applied is the mean of the replicas' gradients: ``bridge.minimize`` scales the
+      loss it differentiates by 1/num_replicas, and ``tf.compat.v1.train`` optimizers do the
+      same themselves in tf.estimator mode (``_scale_loss_for_estimator_enabled``), which
+      tf.estimator also turned on. Cross-replica aggregation then sums the gradients.
+    """
+    with contextlib.ExitStack() as stack:
+        if hasattr(strategy, "_scale_loss_for_estimator_enabled"):
+            stack.enter_context(strategy._scale_loss_for_estimator_enabled())  # pylint: disable=protected-access
+        try:
+            from keras.src.losses import loss as keras_loss
+        except ImportError:  # pragma: no cover - Keras internals moved
+            keras_loss = None
+        saved = {}
+        if keras_loss is not None:
+            for name in ("scale_loss_for_distribution", "unscale_loss_for_distribution"):
+                if hasattr(keras_loss, name):
+                    saved[name] = getattr(keras_loss, name)
+                    setattr(keras_loss, name, _unchanged)
+        try:
+            yield
+        finally:
+            for name, function in saved.items():
+                setattr(keras_loss, name, function)
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 class InputExhausted(Exception):
@@ -64,7 +105,7 @@ class TracedStep:
         if self._strategy is None:
             with self._store.scope():
                 return self._replica_outputs(body, element)
-        with self._strategy.scope(), self._store.scope():
+        with self._strategy.scope(), self._store.scope(), estimator_loss_semantics(self._strategy):
             per_replica = self._strategy.run(lambda e: self._replica_outputs(body, e), args=(element,))
             return [self._reduce(i, value) for i, value in enumerate(per_replica)]
 
@@ -72,7 +113,29 @@ class TracedStep:
         """The loss is averaged over replicas; everything else is taken from replica 0."""
         if index == 0 and self.output_names[:1] == ["loss"]:
             return self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+        merged = self._merged_metric(index)
+        if merged is not None:
+            return merged
         return self._strategy.experimental_local_results(value)[0]
+
+    def _merged_metric(self, index: int) -> tf.Tensor | None:
+        """A Keras metric object's value over every replica (and worker), or None for other outputs.
+
+        Inside ``strategy.run`` a Keras metric's ``result()`` reads its replica's own state: its
+        variables are SyncOnRead. Called again here, in cross-replica context and after every
+        replica's update (the reads are created later, so automatic control dependencies order
+        them after the updates), it reads the states summed by the strategy. ``tf.compat.v1.metrics``
+        already aggregate across replicas in their value tensor, so replica 0's value is right.
+        Host metrics (``host/...`` outputs) are merged by the evaluate loop through get_state /
+        merge_state, not here.
+        """
+        if index >= len(self.output_names) or not self.output_names[index].startswith(METRIC_PREFIX):
+            return None
+        metrics = getattr(self.spec, "eval_metric_ops", None) or {}
+        metric = metrics.get(self.output_names[index][len(METRIC_PREFIX):])
+        if isinstance(metric, tuple) or not (hasattr(metric, "result") and hasattr(metric, "update_state")):
+            return None
+        return tf.convert_to_tensor(metric.result())
 
     def _replica_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
         """model_fn and hook fetches for one replica; the first replica's spec and hooks are kept.

@@ -202,8 +202,28 @@ class Estimator:
             raise ValueError(f"model_fn should return an EstimatorSpec. Given: {spec}")
         return spec
 
-    def _input(self, input_fn: Callable, mode: str) -> Input:
-        return make_input(call_input_fn(input_fn, mode, self._params, self._config))
+    def _input(self, input_fn: Callable, mode: str, strategy: Any = None) -> Input:
+        """input_fn's data; under a strategy ``dataset`` is the strategy's distributed dataset.
+
+        An input_fn that declares ``input_context`` is called by the strategy once per input
+        pipeline (``distribute_datasets_from_function``), as tf.estimator did: it returns
+        per-replica batches and shards by ``input_context`` itself. Any other input_fn returns
+        global batches, which the strategy splits across replicas (and, multi-worker,
+        auto-shards across workers: each worker takes its slice of every global batch).
+        """
+        if strategy is None:
+            return make_input(call_input_fn(input_fn, mode, self._params, self._config))
+        if "input_context" not in fn_args(input_fn):
+            data = make_input(call_input_fn(input_fn, mode, self._params, self._config))
+            return data._replace(dataset=strategy.experimental_distribute_dataset(data.dataset))
+        made: list[Input] = []
+
+        def dataset_fn(input_context):
+            made.append(make_input(call_input_fn(input_fn, mode, self._params, self._config, input_context)))
+            return made[-1].dataset
+
+        dataset = strategy.distribute_datasets_from_function(dataset_fn)
+        return made[0]._replace(dataset=dataset)
 
     def _refuse_writes(self, step: TracedStep, store: VariableStore, mode: str) -> None:
         """EVAL and PREDICT must not change the model; bridge runs every op model_fn builds."""
@@ -263,11 +283,27 @@ class Estimator:
             if max_steps <= start:
                 logger.info("Skipping training since max_steps has already saved.")
                 return self
+        if not self._is_chief_trainer():
+            # A non-chief worker of a cluster trains in step with the chief but writes nothing
+            # into model_dir (no lock, checkpoints, summaries or chief hooks).
+            loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
+            logger.info("Loss for final step: %s.", loss)
+            return self
         os.makedirs(self.model_dir, exist_ok=True)
         with _checkpoints.TrainerLock(self.model_dir):
             loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
         logger.info("Loss for final step: %s.", loss)
         return self
+
+    def _is_chief_trainer(self) -> bool:
+        """Whether this process writes model_dir while training: the chief of its cluster (or alone).
+
+        TF_CONFIG decides (``RunConfig.is_chief``); a strategy that says it should not
+        checkpoint (``MultiWorkerMirroredStrategy`` on a non-chief worker) also makes it a
+        non-chief.
+        """
+        extended = getattr(self._config.train_distribute, "extended", None)
+        return bool(self._config.is_chief and getattr(extended, "should_checkpoint", True))
 
     def _checkpointing_enabled(self) -> bool:
         return self._config.save_checkpoints_steps is not None or self._config.save_checkpoints_secs is not None
@@ -276,11 +312,12 @@ class Estimator:
         config = self._config
         _set_random_seed(config.tf_random_seed)
         strategy = config.train_distribute
-        data = self._input(input_fn, ModeKeys.TRAIN)
-        dataset = data.dataset if strategy is None else strategy.experimental_distribute_dataset(data.dataset)
+        data = self._input(input_fn, ModeKeys.TRAIN, strategy)
+        dataset = data.dataset
         iterator = iter(dataset)
         store = VariableStore(strategy)
-        summary_writer = SummaryWriter(self.model_dir) if config.save_summary_steps else None
+        chief = self._is_chief_trainer()
+        summary_writer = SummaryWriter(self.model_dir) if config.save_summary_steps and chief else None
         stop_hook = None
         if steps is not None:
             stop_hook = StopAtStepHook(num_steps=steps)
@@ -301,7 +338,8 @@ class Estimator:
                     )
                 )
             hooks.extend(spec.training_hooks)
-            hooks.extend(spec.training_chief_hooks)
+            if chief:
+                hooks.extend(spec.training_chief_hooks)
             if config.log_step_count_steps is not None:
                 callback = (lambda step, rate: summary_writer.scalar("global_step/sec", rate, step)) if summary_writer else None
                 hooks.append(StepCounterHook(config.log_step_count_steps, callback))
@@ -324,7 +362,9 @@ class Estimator:
         start_step = int(store.global_step.numpy())
         if stop_hook is not None:
             stop_hook.resolve_start(start_step)
-        saver = _CheckpointSaver(self, store, listeners) if self._checkpointing_enabled() else None
+        # Only the chief saves. A non-chief's copy of the (mirrored) variables equals the chief's,
+        # and the writer reads local copies only, so skipping needs no collective with the others.
+        saver = _CheckpointSaver(self, store, listeners) if self._checkpointing_enabled() and self._is_chief_trainer() else None
         for hook in step.hooks:
             hook.after_create_session(None, None)
         if saver is not None:
@@ -379,9 +419,10 @@ class Estimator:
         user_hooks = check_hooks(hooks)
         checkpoint_path = checkpoint_path or self.latest_checkpoint()
         _set_random_seed(self._config.tf_random_seed)
-        data = self._input(input_fn, ModeKeys.EVAL)
+        strategy = self._config.eval_distribute
+        data = self._input(input_fn, ModeKeys.EVAL, strategy)
         iterator = iter(data.dataset)
-        store = VariableStore()
+        store = VariableStore(strategy)
 
         def body(element):
             features, labels = data.split(element)
@@ -392,7 +433,7 @@ class Estimator:
                 outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
-        step = TracedStep(store, iterator, body)
+        step = TracedStep(store, iterator, body, strategy=strategy)
         del iterator
         try:
             batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path)

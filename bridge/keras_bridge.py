@@ -72,6 +72,7 @@ import tempfile
 import contextlib
 from typing import Any, Iterator, Mapping, Sequence
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -301,6 +302,20 @@ def _describe(model: Any, custom_objects: Mapping[str, Any] | None) -> _ModelSpe
     )
 
 
+class _CompiledMetricResult(keras.metrics.Metric):
+    """One compiled metric's value, as an eval_metric_ops object (its state is already updated)."""
+
+    def __init__(self, compiled: Any, name: str) -> None:
+        super().__init__(name=name)
+        self._compiled, self._key = compiled, name
+
+    def update_state(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing to do: ``_metric_ops`` updated the compiled metrics on this batch."""
+
+    def result(self) -> Any:
+        return self._compiled.result()[self._key]
+
+
 def _assign_eagerly(variables: Sequence[Any], values: Sequence[np.ndarray], what: str) -> None:
     if len(variables) != len(values):
         raise ValueError(f"{what}: the rebuilt model has {len(variables)} variables, the Keras model {len(values)}.")
@@ -518,7 +533,11 @@ class _KerasModelFn:
                 y = self._targets(labels, y_pred)
                 sw = self._sample_weights(sample_weights, y_pred)
                 loss = model._compute_loss(x=x, y=y, y_pred=y_pred, sample_weight=sw, training=True)
-                scaled = model.optimizer.scale_loss(loss) if hasattr(model.optimizer, "scale_loss") else loss
+                # Under tf.distribute: the mean of the replicas' gradients (bridge's loss
+                # semantics, see bridge._step.estimator_loss_semantics); the optimizer sums them.
+                replicas = tf.distribute.get_strategy().num_replicas_in_sync
+                scaled = loss / replicas if replicas > 1 else loss
+                scaled = model.optimizer.scale_loss(scaled) if hasattr(model.optimizer, "scale_loss") else scaled
             weights = model.trainable_weights
             if not weights:
                 raise ValueError("The Keras model has no trainable weights: there is nothing to train.")
@@ -572,7 +591,13 @@ class _KerasModelFn:
                 )
         ops = {}
         for name, value in results.items():
-            ops[renames[name] if renames is not None else name] = (value, tf.no_op())
+            if tf.distribute.has_strategy() and compiled is not None:
+                # Under eval_distribute bridge calls result() again in cross-replica context,
+                # where the metrics' SyncOnRead state is summed over every replica.
+                value = _CompiledMetricResult(compiled, name)
+            else:
+                value = (value, tf.no_op())
+            ops[renames[name] if renames is not None else name] = value
         return ops
 
     def _export_outputs(self, predictions: dict[str, tf.Tensor]) -> dict[str, ExportOutput]:

@@ -527,21 +527,38 @@ def _run_distributed(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec,
         _run_evaluator(estimator, train_spec, eval_spec)
         return None
     jobs = config.cluster_spec.as_dict()
-    others = {job: tasks for job, tasks in jobs.items() if job != task_type and job != "evaluator"}
-    if task_type == "chief" and not others and config.cluster_spec.num_tasks("chief") == 1:
-        # A lone chief trains; evaluation is the evaluator task's job (tf.estimator's run_chief).
-        estimator.train(
-            input_fn=train_spec.input_fn,
-            max_steps=train_spec.max_steps,
-            hooks=list(train_spec.hooks),
-            saving_listeners=list(train_spec.saving_listeners),
+    if task_type == "ps" or "ps" in jobs:
+        raise NotImplementedError(
+            f"train_and_evaluate as a '{task_type}' task: the cluster {sorted(jobs)} has 'ps' tasks, i.e. "
+            "parameter-server training, which bridge does not support (tf.distribute's "
+            "ParameterServerStrategy needs a coordinator-driven loop, not tf.estimator's between-graph one). "
+            "Use chief/worker tasks with RunConfig(train_distribute=tf.distribute.MultiWorkerMirroredStrategy())."
         )
-        return None
-    raise NotImplementedError(
-        f"train_and_evaluate as a '{task_type}' task of the cluster {sorted(jobs)} needs distributed training, "
-        "which bridge does not support yet (issue \"tf.distribute\"). Supported today: local runs (no TF_CONFIG "
-        "cluster), a lone 'chief' that trains, and an 'evaluator' task that evaluates its checkpoints."
+    trainers = sum(len(tasks) for job, tasks in jobs.items() if job in ("chief", "master", "worker"))
+    if trainers > 1 and not _is_multi_worker(config.train_distribute):
+        raise ValueError(
+            f"train_and_evaluate as a '{task_type}' task of a cluster with {trainers} training tasks needs "
+            "RunConfig(train_distribute=tf.distribute.MultiWorkerMirroredStrategy()), created at the start of "
+            "every chief/worker process with this TF_CONFIG. Without it each process would train alone. "
+            f"Given train_distribute={config.train_distribute!r}."
+        )
+    # Chief and workers train in step (the strategy's collectives); the chief alone writes
+    # checkpoints and summaries. Evaluation is the evaluator task's job (tf.estimator's run_chief
+    # and run_worker did the same).
+    estimator.train(
+        input_fn=train_spec.input_fn,
+        max_steps=train_spec.max_steps,
+        hooks=list(train_spec.hooks),
+        saving_listeners=list(train_spec.saving_listeners),
     )
+    return None
+
+
+def _is_multi_worker(strategy: Any) -> bool:
+    """Whether ``strategy`` synchronises several worker processes (MultiWorkerMirroredStrategy)."""
+    if strategy is None:
+        return False
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
 
 
 def _run_evaluator(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec) -> None:
