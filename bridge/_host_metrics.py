@@ -21,10 +21,24 @@ def is_host_metric_op(value: Any) -> bool:
 
 
 class HostMetricFeeder:
-    """Runs ``op.update(values)`` for every submitted step, in order, on one worker thread."""
+    """Runs ``op.update(values)`` for every submitted step, in order, on one worker thread.
+
+    Every op starts empty (``reset()``), as tf.estimator's local metric variables were
+    initialised for each evaluation; an op listed under several keys is updated once per step.
+    """
 
     def __init__(self, ops: Mapping[str, Any], depth: int = 4) -> None:
-        self._ops = dict(ops)
+        if not isinstance(depth, int) or isinstance(depth, bool) or depth < 1:
+            raise ValueError(f"depth must be an integer >= 1. Received: depth={depth!r}")
+        self._ops: dict[str, Any] = {}
+        for key, op in ops.items():
+            if not is_host_metric_op(op):
+                raise TypeError(f"eval_metric_ops[{key!r}] is not a bridge.metrics host op: {op!r}")
+            if all(op is not seen for seen in self._ops.values()):
+                self._ops[key] = op
+        for op in self._ops.values():
+            if hasattr(op, "reset"):
+                op.reset()
         self._queue: queue.Queue = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._work, name="bridge-host-metrics", daemon=True)
@@ -37,10 +51,13 @@ class HostMetricFeeder:
                 return
             if self._error is not None:
                 continue  # drain without work, so that submit() never blocks on a dead feeder
+            key = None
             try:
-                for key, values in item.items():
-                    self._ops[key].update(values)
+                for key, op in self._ops.items():
+                    op.update(item[key])
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+                if key is not None and hasattr(error, "add_note"):
+                    error.add_note(f"raised by the update of eval_metric_ops[{key!r}]")
                 self._error = error
 
     def _raise_if_failed(self) -> None:
@@ -48,7 +65,10 @@ class HostMetricFeeder:
             raise self._error
 
     def submit(self, values_by_key: Mapping[str, Mapping[str, Any]]) -> None:
-        """Queues one step's values (blocks while ``depth`` steps are pending)."""
+        """Queues one step's values, keyed like the ops (blocks while ``depth`` steps are pending).
+
+        Raises the error of an earlier update, if any.
+        """
         self._raise_if_failed()
         self._queue.put(dict(values_by_key))
 

@@ -56,8 +56,17 @@ class HostMetricOp:
         self._result_fn = result_fn
 
     def update(self, values: Arrays) -> None:
-        """Accumulates one evaluation step (called from the Estimator's host thread)."""
-        self.metric.update_state(**self._prepare(values))
+        """Accumulates one evaluation step (called from the Estimator's host thread).
+
+        An empty batch adds nothing, as in tf.compat.v1.metrics.
+        """
+        prepared = self._prepare(values)
+        if prepared is not None:
+            self.metric.update_state(**prepared)
+
+    def reset(self) -> None:
+        """Forgets every accumulated step (the Estimator calls it when an evaluation starts)."""
+        self.metric.reset_state()
 
     def result(self) -> Any:
         value = self._result_fn(self.metric) if self._result_fn else self.metric.result()
@@ -70,28 +79,52 @@ class HostMetricOp:
 # -- input preparation (numpy, on the host thread) ----------------------------------------------
 
 
+def _squeeze_one(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """v1's ``remove_squeezable_dimensions``: drops a trailing size-1 axis from whichever has one more."""
+    if a.ndim == b.ndim + 1 and a.shape[-1] == 1:
+        a = a.reshape(a.shape[:-1])
+    elif b.ndim == a.ndim + 1 and b.shape[-1] == 1:
+        b = b.reshape(b.shape[:-1])
+    return a, b
+
+
 def _flat_weights(values: Arrays, like: np.ndarray) -> np.ndarray | None:
+    """Weights broadcast to ``like`` and flattened, by v1's rules.
+
+    A trailing size-1 axis too many is dropped and one too few is added (so per-example weights
+    of shape ``(batch,)`` apply to every element of ``(batch, d)`` values); then each axis must
+    be 1 or match, or the weights be a scalar.
+    """
     weights = values.get("weights")
     if weights is None:
         return None
-    try:
-        return np.broadcast_to(np.asarray(weights, dtype=np.float64), like.shape).reshape(-1)
-    except ValueError:
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == like.ndim + 1 and weights.shape[-1] == 1:
+        weights = weights.reshape(weights.shape[:-1])
+    elif weights.ndim and like.ndim == weights.ndim + 1:
+        weights = weights[..., np.newaxis]
+    if weights.ndim and (weights.ndim != like.ndim or any(w not in (1, n) for w, n in zip(weights.shape, like.shape))):
         raise ValueError(
-            f"weights of shape {np.shape(weights)} cannot be broadcast to the values' shape {like.shape}."
-        ) from None
+            f"weights of shape {weights.shape} cannot be broadcast to the values' shape {like.shape}."
+        )
+    return np.broadcast_to(weights, like.shape).reshape(-1)
 
 
 def _elementwise(cast: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]):
-    """labels/predictions flattened element by element, with weights broadcast to them."""
+    """labels/predictions flattened element by element, with weights broadcast to them.
 
-    def prepare(values: Arrays) -> dict[str, Any]:
-        labels, predictions = np.asarray(values["labels"]), np.asarray(values["predictions"])
-        if labels.size != predictions.size:
+    Returns None for an empty batch.
+    """
+
+    def prepare(values: Arrays) -> dict[str, Any] | None:
+        labels, predictions = _squeeze_one(np.asarray(values["labels"]), np.asarray(values["predictions"]))
+        if labels.shape != predictions.shape:
             raise ValueError(
                 f"Shapes {labels.shape} (labels) and {predictions.shape} (predictions) are incompatible."
             )
         weights = _flat_weights(values, predictions)
+        if predictions.size == 0:
+            return None
         labels, predictions = cast(labels, predictions)
         return {"y_true": labels.reshape(-1), "y_pred": predictions.reshape(-1), "sample_weight": weights}
 
@@ -106,62 +139,72 @@ def _as_bool(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, n
     return labels.astype(bool), predictions.astype(bool).astype(np.float64)
 
 
-def _bool_labels(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return labels.astype(bool), predictions.astype(np.float64, copy=False)
+def _scores(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bool labels and float scores, passed without a copy (the engine rounds them to float32)."""
+    return labels.astype(bool), predictions if predictions.dtype.kind == "f" else predictions.astype(np.float64)
 
 
-def _as_is(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return labels, predictions
+def _v1_scores(labels: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bool labels and float32 scores: v1 compares ``float32(prediction) > float32(threshold)``."""
+    return labels.astype(bool), predictions.astype(np.float32).astype(np.float64)
 
 
-def _rows(values: Arrays) -> dict[str, Any]:
+def _float32_thresholds(thresholds: Sequence[float]) -> list[float]:
+    return [float(np.float32(t)) for t in thresholds]
+
+
+def _rows(values: Arrays) -> dict[str, Any] | None:
     """Class-index labels against per-class scores (top-k)."""
     labels = np.asarray(values["labels"]).reshape(-1)
-    weights = values.get("weights")
-    return {
-        "y_true": labels,
-        "y_pred": np.asarray(values["predictions"]),
-        "sample_weight": None if weights is None else np.broadcast_to(np.asarray(weights, np.float64), labels.shape),
-    }
+    if labels.size == 0:
+        return None
+    return {"y_true": labels, "y_pred": np.asarray(values["predictions"]), "sample_weight": _flat_weights(values, labels)}
 
 
-def _mean_values(values: Arrays) -> dict[str, Any]:
-    data = np.asarray(values["values"], dtype=np.float64)
-    return {"values": data.reshape(-1), "sample_weight": _flat_weights(values, data)}
+def _mean_values(values: Arrays) -> dict[str, Any] | None:
+    data = np.asarray(values["values"])
+    if data.dtype.kind not in "biuf":
+        raise TypeError(f"mean: values must be numbers (bool, int or float). Received: dtype={data.dtype}")
+    data = data.astype(np.float64, copy=False)
+    weights = _flat_weights(values, data)
+    if data.size == 0:
+        return None
+    return {"values": data.reshape(-1), "sample_weight": weights}
 
 
-def _fetches(labels: Any, predictions: Any, weights: Any) -> dict[str, Any]:
+def _fetches(labels: Any, predictions: Any, weights: Any, metric: str) -> dict[str, Any]:
+    if labels is None or predictions is None:
+        raise ValueError(
+            f"bridge.metrics.{metric} needs labels and predictions. Received: "
+            f"labels={'None' if labels is None else 'a tensor'}, predictions={'None' if predictions is None else 'a tensor'}"
+        )
     return {"labels": labels, "predictions": predictions, "weights": weights}
 
 
 # -- thresholded AUC exactly as tf.compat.v1.metrics.auc ------------------------------------------
 
-_EPSILON = 1e-7
+_EPSILON = 1e-6  # v1 adds 1e-6 to the divisions (its end thresholds use another one, 1e-7)
 
 
 def _inner_thresholds(num_thresholds: int) -> list[float]:
-    """tf.compat.v1's thresholds without its two ends (-1e-7 and 1+1e-7), added back from totals."""
-    return [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)] or [0.5]
+    """tf.compat.v1's thresholds without its two ends (-1e-7 and 1+1e-7, which the engine adds)."""
+    return [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
 
 
-def _v1_counts(state: Mapping[str, np.ndarray], num_thresholds: int) -> tuple[np.ndarray, ...]:
-    """Confusion counts at every v1 threshold: below all scores, the inner ones, above all scores."""
-    tp, fp = state["true_positives"], state["false_positives"]
-    tn, fn = state["true_negatives"], state["false_negatives"]
-    if num_thresholds == 2:
-        tp, fp, tn, fn = tp[:0], fp[:0], tn[:0], fn[:0]
-    positives = state["true_positives"][0] + state["false_negatives"][0]
-    negatives = state["false_positives"][0] + state["true_negatives"][0]
-    return (
-        np.concatenate([[positives], tp, [0.0]]),
-        np.concatenate([[negatives], fp, [0.0]]),
-        np.concatenate([[0.0], tn, [negatives]]),
-        np.concatenate([[0.0], fn, [positives]]),
-    )
+def _v1_counts(metric: AUC, num_thresholds: int) -> tuple[np.ndarray, ...]:
+    """tp, fp, tn, fn at each of v1's thresholds: -1e-7, the inner ones, 1 + 1e-7.
+
+    The engine's bucketed AUC with explicit thresholds counts a score above a threshold when
+    ``float32(score) > float32(threshold)``, which is v1's comparison.
+    """
+    counts = metric.confusion_at_thresholds()
+    keep = slice(None) if num_thresholds > 2 else [0, -1]  # drop the placeholder inner threshold
+    names = ("true_positives", "false_positives", "true_negatives", "false_negatives")
+    return tuple(np.asarray(counts[name], dtype=np.float64)[keep] for name in names)
 
 
-def _v1_auc_from_counts(state: Mapping[str, np.ndarray], num_thresholds: int, curve: str, summation_method: str) -> float:
-    tp, fp, tn, fn = _v1_counts(state, num_thresholds)
+def _v1_auc(metric: AUC, num_thresholds: int, curve: str, summation_method: str) -> float:
+    tp, fp, tn, fn = _v1_counts(metric, num_thresholds)
     if curve == "PR" and summation_method == "careful_interpolation":
         return _careful_pr_auc(tp, fp, fn)
     recall = (tp + _EPSILON) / (tp + fn + _EPSILON)
@@ -201,26 +244,30 @@ def _careful_pr_auc(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> float:
 
 def accuracy(labels: Any, predictions: Any, weights: Any = None, name: str = "accuracy") -> HostMetricOp:
     """Fraction of elements where ``predictions`` (cast to the labels' dtype) equal ``labels``."""
-    return HostMetricOp(Accuracy(name=name), _fetches(labels, predictions, weights), _elementwise(_same_dtype))
+    return HostMetricOp(Accuracy(name=name), _fetches(labels, predictions, weights, "accuracy"), _elementwise(_same_dtype))
 
 
 def precision(labels: Any, predictions: Any, weights: Any = None, name: str = "precision") -> HostMetricOp:
     """tp / (tp + fp), labels and predictions cast to bool (0 when nothing is predicted positive)."""
-    return HostMetricOp(Precision(thresholds=0.5, name=name), _fetches(labels, predictions, weights), _elementwise(_as_bool))
+    return HostMetricOp(
+        Precision(thresholds=0.5, name=name), _fetches(labels, predictions, weights, "precision"), _elementwise(_as_bool)
+    )
 
 
 def recall(labels: Any, predictions: Any, weights: Any = None, name: str = "recall") -> HostMetricOp:
     """tp / (tp + fn), labels and predictions cast to bool."""
     from bridge.metrics.confusion import Recall
 
-    return HostMetricOp(Recall(thresholds=0.5, name=name), _fetches(labels, predictions, weights), _elementwise(_as_bool))
+    return HostMetricOp(
+        Recall(thresholds=0.5, name=name), _fetches(labels, predictions, weights, "recall"), _elementwise(_as_bool)
+    )
 
 
 def _count(default_name: str):
     def constructor(labels: Any, predictions: Any, weights: Any = None, name: str = default_name) -> HostMetricOp:
         return HostMetricOp(
             Precision(thresholds=0.5, name=name),
-            _fetches(labels, predictions, weights),
+            _fetches(labels, predictions, weights, default_name),
             _elementwise(_as_bool),
             lambda metric: metric.get_state()[default_name][0],
         )
@@ -241,7 +288,9 @@ def precision_at_thresholds(
 ) -> HostMetricOp:
     """Precision for each threshold; a prediction counts as positive when strictly above it."""
     return HostMetricOp(
-        Precision(thresholds=list(thresholds), name=name), _fetches(labels, predictions, weights), _elementwise(_bool_labels)
+        Precision(thresholds=_float32_thresholds(thresholds), name=name),
+        _fetches(labels, predictions, weights, "precision_at_thresholds"),
+        _elementwise(_v1_scores),
     )
 
 
@@ -252,7 +301,9 @@ def recall_at_thresholds(
     from bridge.metrics.confusion import Recall
 
     return HostMetricOp(
-        Recall(thresholds=list(thresholds), name=name), _fetches(labels, predictions, weights), _elementwise(_bool_labels)
+        Recall(thresholds=_float32_thresholds(thresholds), name=name),
+        _fetches(labels, predictions, weights, "recall_at_thresholds"),
+        _elementwise(_v1_scores),
     )
 
 
@@ -267,11 +318,14 @@ def auc(
     curve: str = "ROC",
     summation_method: str = "trapezoidal",
     name: str = "auc",
+    thresholds: Sequence[float] | None = None,
 ) -> HostMetricOp:
     """Thresholded ROC or PR AUC exactly as ``tf.compat.v1.metrics.auc`` computes it.
 
-    ``predictions`` are probabilities in [0, 1]; labels are cast to bool. The curve is
-    sampled at ``num_thresholds`` thresholds (evenly spaced, plus -1e-7 and 1+1e-7).
+    ``predictions`` are probabilities in [0, 1] (else the update raises ValueError, as v1's
+    assertion did); labels are cast to bool. Counting costs O(log num_thresholds) per element. The curve is sampled at ``num_thresholds``
+    thresholds (evenly spaced, plus -1e-7 and 1+1e-7), or at the given ``thresholds`` plus
+    those two ends.
     """
     if curve not in ("ROC", "PR"):
         raise ValueError(f"curve must be either ROC or PR, {curve} unknown")
@@ -279,18 +333,25 @@ def auc(
         raise ValueError(f"Invalid summation_method: {summation_method}. Expected one of {_SUMMATION_METHODS}.")
     if not isinstance(num_thresholds, int) or num_thresholds < 2:
         raise ValueError(f"num_thresholds must be an integer > 1. Received: num_thresholds={num_thresholds!r}")
+    if thresholds is not None:
+        inner = sorted(float(t) for t in thresholds)
+        num_thresholds = len(inner) + 2
+    else:
+        inner = _inner_thresholds(num_thresholds)
     return HostMetricOp(
-        Precision(thresholds=_inner_thresholds(num_thresholds), name=name),
-        _fetches(labels, predictions, weights),
-        _elementwise(_bool_labels),
-        lambda metric: _v1_auc_from_counts(metric.get_state(), num_thresholds, curve, summation_method),
+        AUC(thresholds=inner or [0.5], name=name),
+        _fetches(labels, predictions, weights, "auc"),
+        _elementwise(_scores),
+        lambda metric: _v1_auc(metric, num_thresholds, curve, summation_method),
     )
 
 
 def exact_auc(labels: Any, predictions: Any, weights: Any = None, curve: str = "ROC", name: str = "exact_auc") -> HostMetricOp:
     """ROC AUC (or PR AUC as average precision) over every distinct score, with no thresholds."""
     return HostMetricOp(
-        AUC(num_thresholds=None, curve=curve, name=name), _fetches(labels, predictions, weights), _elementwise(_bool_labels)
+        AUC(num_thresholds=None, curve=curve, name=name),
+        _fetches(labels, predictions, weights, "exact_auc"),
+        _elementwise(_scores),
     )
 
 
@@ -301,7 +362,7 @@ def mean(values: Any, weights: Any = None, name: str = "mean") -> HostMetricOp:
 
 def _regression(metric_class: type, default_name: str, doc: str):
     def constructor(labels: Any, predictions: Any, weights: Any = None, name: str = default_name) -> HostMetricOp:
-        return HostMetricOp(metric_class(name=name), _fetches(labels, predictions, weights), _elementwise(_as_float))
+        return HostMetricOp(metric_class(name=name), _fetches(labels, predictions, weights, default_name), _elementwise(_as_float))
 
     constructor.__name__ = default_name
     constructor.__doc__ = doc
@@ -321,7 +382,11 @@ root_mean_squared_error = _regression(
 
 def confusion_matrix(labels: Any, predictions: Any, num_classes: int, weights: Any = None, name: str = "confusion_matrix") -> HostMetricOp:
     """``num_classes`` x ``num_classes`` weighted counts; rows are labels, columns predicted class ids."""
-    return HostMetricOp(ConfusionMatrix(num_classes, name=name), _fetches(labels, predictions, weights), _elementwise(_as_is))
+    return HostMetricOp(
+        ConfusionMatrix(num_classes, name=name),
+        _fetches(labels, predictions, weights, "confusion_matrix"),
+        _elementwise(_same_dtype),
+    )
 
 
 def mean_per_class_accuracy(
@@ -334,13 +399,18 @@ def mean_per_class_accuracy(
         return float(np.mean(_div_no_nan(np.diag(matrix), matrix.sum(axis=1))))
 
     return HostMetricOp(
-        ConfusionMatrix(num_classes, name=name), _fetches(labels, predictions, weights), _elementwise(_as_is), per_class
+        ConfusionMatrix(num_classes, name=name),
+        _fetches(labels, predictions, weights, "mean_per_class_accuracy"),
+        _elementwise(_same_dtype),
+        per_class,
     )
 
 
 def top_k_accuracy(labels: Any, predictions: Any, k: int = 5, weights: Any = None, name: str = "top_k_accuracy") -> HostMetricOp:
     """How often the class-index label is among the ``k`` highest of the per-class ``predictions``."""
-    return HostMetricOp(SparseTopKCategoricalAccuracy(k=k, name=name), _fetches(labels, predictions, weights), _rows)
+    return HostMetricOp(
+        SparseTopKCategoricalAccuracy(k=k, name=name), _fetches(labels, predictions, weights, "top_k_accuracy"), _rows
+    )
 
 
 __all__ = [
