@@ -85,6 +85,7 @@ class TracedStep:
         self.hooks: list[SessionRunHook] = []
         self.output_names: list[str] = []
         self._fetch_index: dict[int, int] = {}
+        self._loss_fetches: set[int] = set()  # output positions where a hook fetches spec.loss
         self._fetched: list[Any] = []  # keeps fetched objects alive so their ids stay unique
         self._store = store
         self._strategy = strategy
@@ -111,7 +112,7 @@ class TracedStep:
 
     def _reduce(self, index: int, value: Any) -> tf.Tensor:
         """The loss is averaged over replicas; everything else is taken from replica 0."""
-        if index == 0 and self.output_names[:1] == ["loss"]:
+        if (index == 0 and self.output_names[:1] == ["loss"]) or index in self._loss_fetches:
             return self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
         merged = self._merged_metric(index)
         if merged is not None:
@@ -163,6 +164,8 @@ class TracedStep:
                 seen.add(id(item))
                 if first:
                     self._fetch_index[id(item)] = len(flat)
+                    if item is getattr(spec, "loss", None):  # hooks see the loss every worker sees
+                        self._loss_fetches.add(len(flat))
                     self._fetched.append(item)
                 flat.append(tf.identity(item))
         return flat

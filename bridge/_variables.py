@@ -47,9 +47,13 @@ def _create_eagerly(kwargs: dict[str, Any], strategy: Any) -> tf.Variable:
 
 
 def _replica_context() -> Any:
-    """The replica context of ``strategy.run`` when several replicas trace model_fn, else None."""
+    """The replica context of ``strategy.run`` while a strategy traces model_fn, else None.
+
+    Also with one replica in sync (a one-device MirroredStrategy, a one-worker cluster): the
+    strategy's scope cannot be re-entered from inside ``strategy.run`` either way.
+    """
     context = tf.distribute.get_replica_context()
-    if context is None or context.num_replicas_in_sync == 1:
+    if context is None or not tf.distribute.has_strategy():
         return None
     return context
 

@@ -12,10 +12,12 @@ Local semantics of tf.estimator 2.15 (no TF_CONFIG cluster):
 * returns ``(metrics of the last evaluation, its export results)``, or ``(None, None)``
   when ``max_steps`` was already reached and nothing ran.
 
-``start_delay_secs`` only matters to a separate evaluator task. With a TF_CONFIG cluster, a
-lone chief trains (as tf.estimator's chief did: evaluation belongs to the evaluator task)
-and an ``evaluator`` task evaluates new checkpoints until ``max_steps``; multi-worker and
-parameter-server training need tf.distribute support (a later issue) and are refused.
+``start_delay_secs`` only matters to a separate evaluator task. With a TF_CONFIG cluster each
+process runs its role: the chief and the workers train in step (several of them need
+``RunConfig(train_distribute=tf.distribute.MultiWorkerMirroredStrategy())``; only the chief
+writes model_dir), and an ``evaluator`` task evaluates new checkpoints until ``max_steps`` (as
+tf.estimator did: evaluation belongs to the evaluator task). Parameter-server clusters (``ps``
+tasks) are refused.
 """
 
 from __future__ import annotations

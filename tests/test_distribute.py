@@ -81,8 +81,24 @@ _COMMON = textwrap.dedent(
             train_op = bridge.minimize(loss, keras.optimizers.Adam(0.1))
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         accuracy.update_state(labels, logits)
-        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, eval_metric_ops={
+        hooks = [LossRecorder(loss)] if params.get("record") is not None else []
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, training_hooks=hooks, eval_metric_ops={
             "accuracy": accuracy, "mean_logit": tf.compat.v1.metrics.mean(logits)})
+
+    RECORDED = []
+
+    def LossRecorder(loss):
+        """A hook that records the spec.loss it fetches (under a strategy: the mean over replicas)."""
+        import bridge
+
+        class Recorder(bridge.SessionRunHook):
+            def before_run(self, run_context):
+                return bridge.SessionRunArgs(loss)
+
+            def after_run(self, run_context, run_values):
+                RECORDED.append(float(run_values.results))
+
+        return Recorder()
 
     def keras_model():
         import keras
@@ -124,16 +140,17 @@ _MIRRORED = _COMMON + textwrap.dedent(
 
     out = {}
     cases = {
-        "fn_loss": dict(params={}),
+        "fn_loss": dict(params={"record": True}),
         "loss_object": dict(params={"loss": "object"}),
         "v1_optimizer": dict(params={"optimizer": "v1"}),
         "iterations_per_loop": dict(params={}, iterations_per_loop=3),
         "input_context": dict(params={}, input_fn=train_input_with_context),
         "keras_model": dict(params=None),
     }
+    cases["one_replica"] = dict(params={}, strategy=lambda: tf.distribute.MirroredStrategy(["/cpu:0"]))
     for case, spec in cases.items():
         for mode in ("single", "mirrored"):
-            strategy = mirrored() if mode == "mirrored" else None
+            strategy = spec.get("strategy", mirrored)() if mode == "mirrored" else None
             config = bridge.RunConfig(train_distribute=strategy, eval_distribute=strategy,
                                       save_checkpoints_steps=4, iterations_per_loop=spec.get("iterations_per_loop", 1))
             model_dir = tempfile.mkdtemp()
@@ -144,8 +161,9 @@ _MIRRORED = _COMMON + textwrap.dedent(
             else:
                 est = bridge.Estimator(model_fn, model_dir=model_dir, config=config, params=spec["params"])
                 ev_input, tr_input = eval_input, spec.get("input_fn", train_input)
+            del RECORDED[:]
             est.train(tr_input)
-            result = {"kernel": est.get_variable_value("dense/kernel"),
+            result = {"kernel": est.get_variable_value("dense/kernel"), "hook_losses": list(RECORDED),
                       "step": est.get_variable_value("global_step"),
                       "evaluate": to_jsonable(est.evaluate(ev_input))}
             out.setdefault(case, {})[mode] = {k: (to_jsonable(v) if isinstance(v, dict) else np.asarray(v).tolist())
@@ -164,7 +182,7 @@ def mirrored_results(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize(
-    "case", ["fn_loss", "loss_object", "v1_optimizer", "iterations_per_loop", "input_context", "keras_model"]
+    "case", ["fn_loss", "loss_object", "v1_optimizer", "iterations_per_loop", "input_context", "keras_model", "one_replica"]
 )
 def test_mirrored_training_equals_one_device_with_the_same_global_batch(mirrored_results, case):
     single, mirrored = mirrored_results[case]["single"], mirrored_results[case]["mirrored"]
@@ -179,6 +197,14 @@ def test_evaluate_under_eval_distribute_equals_evaluate_without(mirrored_results
     assert sorted(mirrored) == sorted(single)
     for key in single:
         np.testing.assert_allclose(mirrored[key], single[key], rtol=1e-5, atol=1e-6, err_msg=key)
+
+
+def test_hooks_fetching_the_loss_see_the_mean_over_replicas(mirrored_results):
+    # What LoggingTensorHook, NanTensorHook and summaries see: the same on every replica and
+    # worker, and equal to one device's loss on the whole global batch.
+    single, mirrored = (mirrored_results["fn_loss"][mode]["hook_losses"] for mode in ("single", "mirrored"))
+    assert len(single) == len(mirrored) == 8
+    np.testing.assert_allclose(mirrored, single, rtol=1e-5)
 
 
 def test_input_fn_declaring_input_context_gets_it_per_pipeline(mirrored_results):
@@ -381,3 +407,21 @@ def _tail(log) -> str:
     log.flush()
     log.seek(0)
     return log.read()[-5000:]
+
+
+@pytest.mark.slow
+def test_example_launcher_runs_a_local_cluster(tmp_path):
+    launcher = os.path.join(_BRIDGE_ROOT, "examples", "distributed", "launch_local_cluster.py")
+    if not os.path.exists(launcher):
+        pytest.skip("examples/ is not next to the installed package")
+    model_dir = str(tmp_path / "digits")
+    done = subprocess.run(
+        [sys.executable, launcher, "--workers", "2", "--evaluator", "--quiet", "--timeout", "150",
+         "--model-dir", model_dir, "--", "--steps", "60", "--save-checkpoints-steps", "30"],
+        env=_child_env(), capture_output=True, text=True, timeout=200,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert tf.train.latest_checkpoint(model_dir).endswith("model.ckpt-60")
+    with open(os.path.join(model_dir, "logs", "evaluator0.log")) as log:
+        final = json.loads([line for line in log if line.startswith("{")][-1])
+    assert final["global_step"] == 60 and final["accuracy"] > 0.5
