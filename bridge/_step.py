@@ -1,7 +1,7 @@
 """One traced step: model_fn on the next batch, plus the tensors the hooks fetch.
 
 The step is traced exactly once per Estimator call into a ``tf.function`` concrete function.
-The dataset iterator is captured, so each call consumes the next batch(es).
+Each call consumes the next batch(es) of the dataset iterator it is given.
 
 With ``iterations`` > 1 (``RunConfig(iterations_per_loop=N)``), one call runs up to N steps
 in a ``tf.while_loop`` (model_fn is still traced once, inside the loop body) and returns the
@@ -91,14 +91,17 @@ class TracedStep:
         self._strategy = strategy
         self._iterations = iterations
         self.steps_run = 0
+        # The iterator is an argument, not a capture: the function must not keep the input
+        # pipeline alive after close() (see close()).
+        self._iterator = iterator
         if iterations == 1:
             self._function = tf.function(
-                lambda: self._trace_outputs(body, next(iterator)), autograph=False
-            ).get_concrete_function()
+                lambda it: self._trace_outputs(body, next(it)), autograph=False
+            ).get_concrete_function(iterator)
         else:
             self._function = tf.function(
-                lambda n: self._trace_loop(body, iterator, n), autograph=False
-            ).get_concrete_function(tf.TensorSpec([], tf.int32))
+                lambda it, n: self._trace_loop(body, it, n), autograph=False
+            ).get_concrete_function(iterator, tf.TensorSpec([], tf.int32))
         store.adopt([v for v in self._function.graph.variables if not getattr(v, "_bridge_stash", False)])
 
     # -- tracing -----------------------------------------------------------------------------
@@ -111,13 +114,16 @@ class TracedStep:
             return [self._reduce(i, value) for i, value in enumerate(per_replica)]
 
     def _reduce(self, index: int, value: Any) -> tf.Tensor:
-        """The loss is averaged over replicas; everything else is taken from replica 0."""
+        """The loss is averaged over replicas, host-metric inputs concatenated; the rest is replica 0's."""
         if (index == 0 and self.output_names[:1] == ["loss"]) or index in self._loss_fetches:
             return self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
         merged = self._merged_metric(index)
         if merged is not None:
             return merged
-        return self._strategy.experimental_local_results(value)[0]
+        local = self._strategy.experimental_local_results(value)
+        if index < len(self.output_names) and self.output_names[index].startswith("host/"):
+            return tf.concat(local, axis=0)
+        return local[0]
 
     def _merged_metric(self, index: int) -> tf.Tensor | None:
         """A Keras metric object's value over every replica (and worker), or None for other outputs.
@@ -207,6 +213,7 @@ class TracedStep:
         interpreter at exit.
         """
         self._function = None
+        self._iterator = None
         self._fetched = []
         self._fetch_index = {}
 
@@ -238,13 +245,13 @@ class TracedStep:
         requests = [hook.before_run(context) for hook in self.hooks]
         if self._iterations == 1:
             try:
-                flat = self._function()
+                flat = self._function(self._iterator)
             except tf.errors.OutOfRangeError:
                 raise InputExhausted from None
             steps_run = 1
         else:
             n = self._iterations if max_iterations is None else max(1, min(self._iterations, max_iterations))
-            result = self._function(tf.constant(n, tf.int32))
+            result = self._function(self._iterator, tf.constant(n, tf.int32))
             steps_run = int(result[0])
             if steps_run == 0:
                 raise InputExhausted

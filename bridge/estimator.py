@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
 from bridge._fn_args import fn_args
+from bridge._host_metrics import HostMetricFeeder, is_host_metric_op
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._step import InputExhausted, TracedStep
 from bridge._summaries import SummaryWriter
@@ -430,7 +431,11 @@ class Estimator:
             validate_eval_metric_names(spec.eval_metric_ops)
             outputs = {"loss": spec.loss}
             for key, metric in sorted(spec.eval_metric_ops.items()):
-                outputs["metric/" + key] = _metric_value(key, metric)
+                if is_host_metric_op(metric):
+                    for name, tensor in metric.fetches.items():
+                        outputs[f"host/{key}/{name}"] = tensor
+                else:
+                    outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
         step = TracedStep(store, iterator, body, strategy=strategy)
@@ -460,20 +465,33 @@ class Estimator:
         self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
         for hook in step.hooks:
             hook.after_create_session(None, None)
+        host_ops = {k: op for k, op in step.spec.eval_metric_ops.items() if is_host_metric_op(op)}
+        feeder = HostMetricFeeder(host_ops) if host_ops else None
         loss_sum, batches = 0.0, 0
         last: dict[str, Any] = {}
-        while steps is None or batches < steps:
-            try:
-                outputs, context = step.run()
-            except InputExhausted:
-                break
-            loss_sum += float(outputs["loss"])
-            batches += 1
-            last = outputs
-            if steps is not None:
-                logger.info("Evaluation [%d/%d]", batches, steps)
-            if context.stop_requested:
-                break
+        try:
+            while steps is None or batches < steps:
+                try:
+                    outputs, context = step.run()
+                except InputExhausted:
+                    break
+                if feeder is not None:
+                    feeder.submit(_host_values(outputs, host_ops))
+                loss_sum += float(outputs["loss"])
+                batches += 1
+                last = outputs
+                if steps is not None:
+                    logger.info("Evaluation [%d/%d]", batches, steps)
+                if context.stop_requested:
+                    break
+        except BaseException:
+            if feeder is not None:
+                feeder.abandon()
+            raise
+        if feeder is not None:
+            feeder.finish()
+        for key, op in host_ops.items():
+            last["metric/" + key] = op.result()
         for hook in step.hooks:
             hook.end(None)
         return batches, loss_sum, last
@@ -558,6 +576,11 @@ def _metric_value(key: str, metric: Any) -> tf.Tensor:
     if hasattr(metric, "result") and hasattr(metric, "update_state"):
         return metric.result()
     raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
+
+
+def _host_values(outputs: Mapping[str, Any], host_ops: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """One step's fetched values, grouped by host metric op."""
+    return {key: {name: outputs[f"host/{key}/{name}"] for name in op.fetches} for key, op in host_ops.items()}
 
 
 def _no_batches_value() -> np.float32:
