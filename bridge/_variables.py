@@ -194,7 +194,9 @@ class VariableStore:
         prefix = _keras_path() or tf.compat.v1.get_default_graph().get_name_scope()
         if prefix and not name.startswith(prefix + "/"):
             name = f"{prefix}/{name}"
-        return name
+        # v1 slot variables are created with an empty name inside their scope ("dense/kernel/Adam/");
+        # tf.estimator's Saver stored them without the trailing slash.
+        return name.rstrip("/") or "Variable"
 
     def _register(self, key: str, variable: tf.Variable) -> None:
         unique, n = key, 0

@@ -298,3 +298,24 @@ def test_two_trainers_on_one_model_dir(tmp_path, train_input_fn):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_v1_optimizer_slots_keep_tf_estimator_checkpoint_keys(tmp_path):
+    """A v1 Adam's slots are stored under 2.15's names, so 2.15 checkpoints restore into bridge."""
+    import keras
+
+    def input_fn():
+        return tf.data.Dataset.from_tensors(({"x": np.ones((4, 3), "float32")}, np.zeros(4, "int64")))
+
+    def model_fn(features, labels, mode):
+        logits = keras.layers.Dense(2)(features["x"])
+        loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+        optimizer = tf.compat.v1.train.AdamOptimizer()
+        train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    names = bridge.Estimator(model_fn, str(tmp_path)).train(input_fn).get_variable_names()
+    assert names == [
+        "beta1_power", "beta2_power", "dense/bias", "dense/bias/Adam", "dense/bias/Adam_1",
+        "dense/kernel", "dense/kernel/Adam", "dense/kernel/Adam_1", "global_step",
+    ]
