@@ -74,11 +74,27 @@ def _selected(settings: WarmStartSettings, variables: Mapping[str, tf.Variable])
     return {k: v for k, v in variables.items() if id(v) in wanted}
 
 
+def _source_keys(prefix: str, shapes: Mapping[str, Any]) -> dict[str, str]:
+    """Variable name -> key in the source checkpoint.
+
+    Name-based checkpoints (model_dir) are keyed by name already. A bridge SavedModel stores
+    its variables object-based; its object graph gives each variable's name back.
+    """
+    if "_CHECKPOINTABLE_OBJECT_GRAPH" in shapes and prefix.endswith(os.path.join("variables", "variables")):
+        from bridge._export import saved_model_variable_keys
+
+        names = saved_model_variable_keys(os.path.dirname(os.path.dirname(prefix)))
+        if names:
+            return names
+    return {key: key for key in shapes}
+
+
 def apply(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> list[str]:
     """Copies the selected variables' values from the source checkpoint; returns their names."""
     prefix = _checkpoint_prefix(settings.ckpt_to_initialize_from)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
+    keys = _source_keys(prefix, shapes)
     renames = dict(settings.var_name_to_prev_var_name or {})
     selected = _selected(settings, variables)
     unused = set(renames) - set(selected)
@@ -88,8 +104,8 @@ def apply(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> 
         )
     for name, variable in selected.items():
         source = renames.get(name, name)
-        if source not in shapes:
-            raise ValueError(f"Tensor {source} is not found in {prefix} checkpoint {dict(shapes)}")
-        variable.assign(reader.get_tensor(source))
+        if source not in keys:
+            raise ValueError(f"Tensor {source} is not found in {prefix} checkpoint {sorted(keys)}")
+        variable.assign(reader.get_tensor(keys[source]))
     logger.info("Warm-started %d variables from %s.", len(selected), prefix)
     return sorted(selected)

@@ -310,3 +310,10 @@ def test_receiver_fn_builders_make_placeholders():
         assert raw.receiver_tensors["s"].shape.as_list() == [None, 2] and raw.receiver_tensors["s"].op.name == "s"
     with pytest.raises(ValueError, match="dict of feature name"):
         build_raw_serving_input_receiver_fn(X)
+
+
+def test_warm_start_from_an_export_directory(trained, tmp_path):
+    """§13: a SavedModel path warm-starts by variable name, although bridge exports are object-based."""
+    path = trained.export_saved_model(str(tmp_path / "export"), build_raw_serving_input_receiver_fn({"x": X[:1]}))
+    fresh = bridge.Estimator(keras_model_fn, model_dir=str(tmp_path / "fresh"), warm_start_from=path)
+    np.testing.assert_allclose(predictions_by_key(fresh)["y"], predictions_by_key(trained)["y"], rtol=1e-6)
