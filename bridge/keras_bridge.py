@@ -55,9 +55,10 @@ Differences from the Keras 2 version (forced or deliberate): checkpoints are alw
 name-based ones (``checkpoint_format`` accepts ``'checkpoint'`` and ``'saver'`` and writes the
 same files; Keras 3 ``load_weights`` reads no TF checkpoints, ``estimator_to_keras`` is the way
 back), so ``global_step`` stays under its usual key; subclassed models are supported in both
-formats; non-trainable state is part of the starting point. Compiled metrics are computed with
-the Keras metric objects; the C++ engine (``bridge.metrics``) is not used yet (see
-``_metric_ops``).
+formats; non-trainable state is part of the starting point. A compiled metric that the C++
+engine offers (``bridge.metrics`` class of the same name and configuration: accuracy variants,
+AUC, precision, recall, MSE, MAE, ...) is computed by it on the host; the others by their Keras
+metric object (see ``_compiled_metric_ops``).
 """
 
 from __future__ import annotations
@@ -300,20 +301,6 @@ def _describe(model: Any, custom_objects: Mapping[str, Any] | None) -> _ModelSpe
         weights=[np.array(v.numpy()) for v in model.weights],
         optimizer_weights=optimizer_weights,
     )
-
-
-class _CompiledMetricResult(keras.metrics.Metric):
-    """One compiled metric's value, as an eval_metric_ops object (its state is already updated)."""
-
-    def __init__(self, compiled: Any, name: str) -> None:
-        super().__init__(name=name)
-        self._compiled, self._key = compiled, name
-
-    def update_state(self, *args: Any, **kwargs: Any) -> None:
-        """Nothing to do: ``_metric_ops`` updated the compiled metrics on this batch."""
-
-    def result(self) -> Any:
-        return self._compiled.result()[self._key]
 
 
 def _assign_eagerly(variables: Sequence[Any], values: Sequence[np.ndarray], what: str) -> None:
@@ -564,16 +551,12 @@ class _KerasModelFn:
     def _metric_ops(self, model: Any, y: Any, y_pred: Any, sample_weight: Any) -> dict[str, Any]:
         """Every compiled metric, updated on this batch, under the name Keras reports it.
 
-        The values are the Keras metric objects' results. To move a metric to the C++ engine
-        (``bridge.metrics``) once it offers a class with ``update_state``/``result``, update
-        that object here instead and put it in the returned dict under the same name.
+        A metric the C++ engine offers (same class, same configuration) becomes a host metric op
+        (``bridge.metrics``), fed on the host while the next batch runs; any other stays a Keras
+        metric object updated inside the traced step.
         """
         compiled = getattr(model, "_compile_metrics", None)
-        if compiled is None:
-            results: dict[str, Any] = {}
-        else:
-            compiled.update_state(y, y_pred, sample_weight)
-            results = dict(compiled.result())
+        results: dict[str, Any] = {} if compiled is None else _compiled_metric_ops(compiled, y, y_pred, sample_weight)
         names = list(results)
         renames = self.metric_names_map
         if renames is not None:
@@ -589,16 +572,9 @@ class _KerasModelFn:
                     f"Invalid `metric_names_map`. There are unexpected keys in the `metric_names_map` "
                     f"dictionary: {unexpected}. Expected keys: {names}."
                 )
-        ops = {}
-        for name, value in results.items():
-            if tf.distribute.has_strategy() and compiled is not None:
-                # Under eval_distribute bridge calls result() again in cross-replica context,
-                # where the metrics' SyncOnRead state is summed over every replica.
-                value = _CompiledMetricResult(compiled, name)
-            else:
-                value = (value, tf.no_op())
-            ops[renames[name] if renames is not None else name] = value
-        return ops
+        # Keras metric objects are read in cross-replica context under eval_distribute, where their
+        # SyncOnRead state sums every replica; host metric ops receive every replica's rows.
+        return {renames[name] if renames is not None else name: value for name, value in results.items()}
 
     def _export_outputs(self, predictions: dict[str, tf.Tensor]) -> dict[str, ExportOutput]:
         outputs: dict[str, ExportOutput] = {
@@ -608,6 +584,63 @@ class _KerasModelFn:
         for name, cls in self.export_outputs.items():
             outputs[name] = cls(predictions[name])
         return outputs
+
+
+def _host_metric_for(metric: Any) -> Any:
+    """The ``bridge.metrics`` twin of a Keras metric (same class name and configuration), or None."""
+    try:
+        import bridge.metrics as host_metrics
+    except ImportError:  # the C++ extension is not built: Keras metrics it is
+        return None
+    twin = getattr(host_metrics, type(metric).__name__, None)
+    if not (isinstance(twin, type) and issubclass(twin, host_metrics.StreamingMetric)):
+        return None
+    accepted = inspect.signature(twin.__init__).parameters
+    config = metric.get_config()
+    if any(key not in accepted and value not in (None, False) for key, value in config.items()):
+        return None  # an option the C++ engine does not have (e.g. AUC label_weights)
+    try:
+        return twin(**{key: value for key, value in config.items() if key in accepted})
+    except (TypeError, ValueError):
+        return None
+
+
+def _as_update_arguments(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {"y_true": values["y_true"], "y_pred": values["y_pred"], "sample_weight": values.get("sample_weight")}
+
+
+def _compiled_metric_ops(compiled: Any, y: Any, y_pred: Any, sample_weight: Any) -> dict[str, Any]:
+    """Each compiled metric as an eval_metric_ops value, in Keras's order and under Keras's names.
+
+    Mirrors ``CompileMetrics.update_state``: one metric list per output, the weighted lists
+    receiving the sample weights; the names come from ``CompileMetrics.result()``, whose order
+    is the same.
+    """
+    from bridge.metrics.ops import HostMetricOp
+
+    if not compiled.built:
+        compiled.build(y, y_pred)
+    y_true, y_pred = compiled._flatten_y(y), compiled._flatten_y(y_pred)  # pylint: disable=protected-access
+    if sample_weight is None:
+        weights = [None] * len(y_true)
+    else:
+        weights = compiled._flatten_y(sample_weight)  # pylint: disable=protected-access
+        if len(weights) < len(y_true):
+            weights = [weights[0]] * len(y_true)
+    entries = []
+    for lists, weighted in ((compiled._flat_metrics, False), (compiled._flat_weighted_metrics, True)):  # pylint: disable=protected-access
+        for metric_list, y_t, y_p, s_w in zip(lists, y_true, y_pred, weights):
+            if metric_list:
+                entries.extend((metric, y_t, y_p, s_w if weighted else None) for metric in metric_list.metrics)
+    values: dict[str, Any] = {}
+    for name, (metric, y_t, y_p, s_w) in zip(list(compiled.result()), entries):
+        twin = _host_metric_for(metric)
+        if twin is not None:
+            values[name] = HostMetricOp(twin, {"y_true": y_t, "y_pred": y_p, "sample_weight": s_w}, _as_update_arguments)
+        else:
+            metric.update_state(y_t, y_p, sample_weight=s_w)
+            values[name] = metric
+    return values
 
 
 # -- public API ---------------------------------------------------------------------------------

@@ -389,3 +389,29 @@ def test_way_back_needs_a_converted_estimator(tmp_path):
         bridge.estimator_to_keras(bridge.Estimator(model_fn, model_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="was not written by bridge.model_to_estimator"):
         bridge.estimator_to_keras(str(tmp_path))
+
+
+def test_compiled_metrics_run_on_the_cpp_engine_and_match_keras(tmp_path):
+    """Issue 5: compiled metrics with a bridge.metrics twin are computed by the C++ engine."""
+    from bridge.metrics.ops import HostMetricOp
+
+    rng = np.random.RandomState(0)
+    x = rng.rand(200, 4).astype("float32")
+    y = (x.sum(1) > 2).astype("float32")
+    model = keras.Sequential([keras.Input((4,), name="x"), keras.layers.Dense(1, activation="sigmoid", name="out")])
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy", keras.metrics.AUC(name="auc"), "mae"])
+    estimator = bridge.model_to_estimator(model, model_dir=str(tmp_path))
+    kinds = {}
+    generated = estimator._model_fn
+
+    def spying_model_fn(features, labels, mode, config):
+        spec = generated(features=features, labels=labels, mode=mode, config=config)
+        kinds.update({key: type(value) for key, value in spec.eval_metric_ops.items()})
+        return spec
+
+    estimator._model_fn = spying_model_fn
+    result = estimator.evaluate(lambda: tf.data.Dataset.from_tensor_slices((x, y)).batch(50))
+    assert kinds == {"accuracy": HostMetricOp, "auc": HostMetricOp, "mae": HostMetricOp}
+    expected = model.evaluate(x, y, batch_size=50, verbose=0, return_dict=True)
+    for key in ("accuracy", "auc", "mae", "loss"):
+        np.testing.assert_allclose(result[key], expected[key], rtol=1e-5, err_msg=key)
