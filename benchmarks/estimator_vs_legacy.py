@@ -104,9 +104,9 @@ def worker_bridge(plan: dict) -> dict:
         if mode == bridge.ModeKeys.EVAL:
             if metric_kind["value"] == "keras":
                 accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-            else:
-                accuracy = bridge_metric_class()
-            accuracy.update_state(labels, logits)
+                accuracy.update_state(labels, logits)
+            else:  # the legacy twin's tf.compat.v1.metrics.accuracy, on bridge's C++ engine
+                accuracy = bridge.metrics.accuracy(labels, tf.argmax(logits, 1, output_type=labels.dtype))
             return bridge.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": accuracy})
         return bridge.EstimatorSpec(mode, loss=loss, train_op=bridge.minimize(loss, keras.optimizers.Adam(1e-3)))
 
@@ -141,21 +141,16 @@ def worker_bridge(plan: dict) -> dict:
     results["evaluate"] = measure(eval_call(s), eval_call(l), plan["pairs"])
     results["eval_result"] = {k: float(v) for k, v in last_eval.items()}
 
-    # bridge.metrics (written concurrently): use an accuracy class when it imports and works.
-    bridge_metric_class = None
+    # bridge.metrics.accuracy (host C++ engine), when the extension is built.
+    bridge_metrics_ok = False
     try:
-        import bridge.metrics as bm
+        import bridge.metrics  # noqa: F401
 
-        for name in ("SparseCategoricalAccuracy", "Accuracy", "CategoricalAccuracy"):
-            if hasattr(bm, name):
-                bridge_metric_class = getattr(bm, name)
-                results["bridge_metrics_class"] = name
-                break
-        if bridge_metric_class is None:
-            results["evaluate_bridge_metrics_error"] = "bridge.metrics has no accuracy class"
+        bridge_metrics_ok = True
+        results["bridge_metrics_class"] = "bridge.metrics.accuracy"
     except Exception as error:  # noqa: BLE001 - report whatever stops it
         results["evaluate_bridge_metrics_error"] = f"import bridge.metrics: {type(error).__name__}: {error}"
-    if bridge_metric_class is not None:
+    if bridge_metrics_ok:
         metric_kind["value"] = "bridge"
         last_eval.clear()
         try:

@@ -83,3 +83,55 @@ class HostMetricFeeder:
         self._error = self._error or RuntimeError("evaluation stopped")
         self._queue.put(_STOP)
         self._thread.join()
+
+
+def merge_across_workers(ops: Mapping[str, Any], strategy: Any) -> None:
+    """Under a multi-worker strategy, makes every host metric hold the state of all workers.
+
+    Each worker evaluated its own shard of the input, so each op holds a partial state. The
+    states are exchanged with the strategy's collectives (an all-gather, which also carries the
+    variable-length states of exact AUC) and combined with the metric's own ``merge_state``.
+    Every worker must call this, in the same order, as ``evaluate`` does.
+    """
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
+    if in_multi_worker_mode is None or not in_multi_worker_mode():
+        return
+    import numpy as np
+    import tensorflow as tf
+
+    local_replicas = len(extended.worker_devices)
+
+    def gather(array: np.ndarray) -> list[np.ndarray]:
+        """This array from every worker, in worker order (one copy per worker)."""
+        flat = np.ascontiguousarray(array, dtype=np.float64).reshape(-1)
+        sizes = strategy.gather(strategy.run(lambda: tf.constant([flat.size], tf.int64)), axis=0).numpy()
+        values = strategy.gather(strategy.run(lambda: tf.constant(flat)), axis=0).numpy()
+        pieces = np.split(values, np.cumsum(sizes)[:-1])
+        return pieces[::local_replicas]
+
+    for op in {id(op): op for op in ops.values()}.values():
+        metric = op.metric
+        state = metric.get_state()
+        per_key = {key: gather(value) for key, value in sorted(state.items())}
+        workers = len(next(iter(per_key.values()))) if per_key else 0
+        states = []
+        for index in range(workers):
+            piece = {key: pieces[index] for key, pieces in per_key.items()}
+            states.append({key: _like(piece[key], state[key]) for key in piece})
+        copies = []
+        for worker_state in states[1:]:
+            copy = type(metric).from_config(metric.get_config())
+            copy.set_state(worker_state)
+            copies.append(copy)
+        metric.set_state(states[0])
+        if copies:
+            metric.merge_state(copies)
+
+
+def _like(piece: Any, local: Any) -> Any:
+    """A gathered flat piece in the local state's shape when it has a fixed one."""
+    import numpy as np
+
+    local = np.asarray(local)
+    return piece.reshape(local.shape) if piece.size == local.size else piece

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
 from bridge._fn_args import fn_args
-from bridge._host_metrics import HostMetricFeeder, is_host_metric_op
+from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._step import InputExhausted, TracedStep
 from bridge._summaries import SummaryWriter
@@ -441,7 +441,7 @@ class Estimator:
         step = TracedStep(store, iterator, body, strategy=strategy)
         del iterator
         try:
-            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path)
+            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy)
         finally:
             step.close()
         results: dict[str, Any] = {}
@@ -454,12 +454,16 @@ class Estimator:
             results["global_step"],
             ", ".join(f"{k} = {v}" for k, v in sorted(results.items())),
         )
-        writer = SummaryWriter(self.eval_dir(name))
-        writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
-        writer.close()
+        # Under a multi-worker eval_distribute every worker holds the same results; one writes them.
+        if getattr(getattr(strategy, "extended", None), "should_checkpoint", True):
+            writer = SummaryWriter(self.eval_dir(name))
+            writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
+            writer.close()
         return results
 
-    def _evaluate_loop(self, step: TracedStep, store: VariableStore, steps: int | None, checkpoint_path: str | None):
+    def _evaluate_loop(
+        self, step: TracedStep, store: VariableStore, steps: int | None, checkpoint_path: str | None, strategy: Any = None
+    ):
         """Runs the eval step until the input or ``steps`` runs out; returns (batches, loss sum, last outputs)."""
         self._refuse_writes(step, store, ModeKeys.EVAL)
         self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
@@ -490,6 +494,7 @@ class Estimator:
             raise
         if feeder is not None:
             feeder.finish()
+            merge_across_workers(host_ops, strategy)
         for key, op in host_ops.items():
             last["metric/" + key] = op.result()
         for hook in step.hooks:

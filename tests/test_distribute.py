@@ -83,8 +83,11 @@ _COMMON = textwrap.dedent(
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
         accuracy.update_state(labels, logits)
         hooks = [LossRecorder(loss)] if params.get("record") is not None else []
-        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, training_hooks=hooks, eval_metric_ops={
-            "accuracy": accuracy, "mean_logit": tf.compat.v1.metrics.mean(logits)})
+        metrics = {"accuracy": accuracy, "mean_logit": tf.compat.v1.metrics.mean(logits)}
+        if params.get("host"):  # bridge's C++ metrics, fed on the host (merged across workers)
+            metrics["host_accuracy"] = bridge.metrics.accuracy(labels, tf.argmax(logits, 1, output_type=labels.dtype))
+            metrics["host_exact_auc"] = bridge.metrics.exact_auc(labels, tf.nn.softmax(logits)[:, 1])
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, training_hooks=hooks, eval_metric_ops=metrics)
 
     RECORDED = []
 
@@ -270,6 +273,7 @@ MAX_STEPS = 12
 _CLUSTER_TASK = _COMMON + textwrap.dedent(
     f'''
     role, model_dir, keras_dir = sys.argv[1], sys.argv[2], sys.argv[3]
+    import time
     import tensorflow as tf
     # The strategy first: MultiWorkerMirroredStrategy must exist before other TensorFlow work.
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if role in ("chief", "worker") else None
@@ -300,11 +304,24 @@ _CLUSTER_TASK = _COMMON + textwrap.dedent(
             est.train(train_input(key), max_steps={MAX_STEPS})
             out[name] = {{"kernel": est.get_variable_value("dense/kernel").tolist(),
                          "evaluate": to_jsonable(est.evaluate(eval_input(key)))}}
+            if name == "model_fn":
+                with_host = bridge.Estimator(model_fn, config=bridge.RunConfig(model_dir=directory), params={{"host": True}})
+                out[name]["evaluate_host"] = to_jsonable(with_host.evaluate(eval_input(key)))
         else:
             out[name] = {{"is_chief": config.is_chief, "task": [config.task_type, config.task_id]}}
             bridge.train_and_evaluate(
                 est, bridge.TrainSpec(train_input(key), max_steps={MAX_STEPS}),
                 bridge.EvalSpec(eval_input(key), steps=None, start_delay_secs=0, throttle_secs=0))
+            if name == "model_fn":
+                # Both trainers evaluate the final checkpoint together, each on its shard.
+                final = os.path.join(directory, "model.ckpt-{MAX_STEPS}")
+                for _ in range(600):
+                    if tf.train.latest_checkpoint(directory) == final:
+                        break
+                    time.sleep(0.1)
+                together = bridge.Estimator(model_fn, config=bridge.RunConfig(
+                    model_dir=directory, eval_distribute=strategy), params={{"host": True}})
+                out[name]["evaluate_distributed"] = to_jsonable(together.evaluate(eval_input(key), checkpoint_path=final))
     print(json.dumps(out))
     '''
 )
@@ -380,8 +397,16 @@ def test_two_worker_cluster_and_evaluator_on_loopback(tmp_path):
 
     single = outputs["single"]
     chief_pid, worker_pid = outputs["chief"]["pid"], outputs["worker"]["pid"]
+    together = {role: outputs[role]["model_fn"].pop("evaluate_distributed") for role in ("chief", "worker")}
     assert outputs["chief"]["model_fn"] == {"is_chief": True, "task": ["chief", 0]}
     assert outputs["worker"]["model_fn"] == {"is_chief": False, "task": ["worker", 0]}
+    # evaluate under a MultiWorkerMirroredStrategy: each worker scored its shard; the host (C++)
+    # metric states were merged across workers, so both report the one-process numbers.
+    expected = single["model_fn"]["evaluate_host"]
+    for role, result in together.items():
+        assert sorted(result) == sorted(expected), role
+        for key in ("host_accuracy", "host_exact_auc", "accuracy", "loss"):
+            np.testing.assert_allclose(result[key], expected[key], rtol=1e-5, atol=1e-6, err_msg=f"{role} {key}")
     for name, directory in (("model_fn", model_dir), ("keras", keras_dir)):
         # The chief's checkpoints: every 4 steps up to max_steps, weights of the one-process run.
         latest = tf.train.latest_checkpoint(directory)
