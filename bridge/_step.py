@@ -87,6 +87,7 @@ class TracedStep:
         self._fetch_index: dict[int, int] = {}
         self._loss_fetches: set[int] = set()  # output positions where a hook fetches spec.loss
         self._fetched: list[Any] = []  # keeps fetched objects alive so their ids stay unique
+        self._plans: dict[int, tuple] = {}  # per hook: (fetches, output positions, shape of the result)
         self._store = store
         self._strategy = strategy
         self._iterations = iterations
@@ -266,11 +267,36 @@ class TracedStep:
         for hook, request in zip(self.hooks, requests):
             results = None
             if request is not None:
-                results = tf.nest.map_structure(lambda item: value(self._index_of(hook, item)), request.fetches)
+                results = self._results_for(hook, request.fetches, value)
             hook.after_run(context, SessionRunValues(results))
         named = {name: value(i) for i, name in enumerate(self.output_names)}
         self.steps_run = steps_run
         return named, context
+
+    def _results_for(self, hook: SessionRunHook, fetches: Any, value: Callable[[int], Any]) -> Any:
+        """The values of ``fetches``, in its structure.
+
+        Hooks usually return the same fetches object every step, so the output positions are
+        worked out once per object (this runs every step, in the Python loop).
+        """
+        plan = self._plans.get(id(hook))
+        if plan is None or plan[0] is not fetches:
+            flat = tf.nest.flatten(fetches)
+            indices = [self._index_of(hook, item) for item in flat]
+            single = len(flat) == 1 and flat[0] is fetches
+            keys = None
+            if isinstance(fetches, dict) and len(fetches) == len(flat):
+                ordered = sorted(fetches)  # tf.nest's order for a dict
+                if all(fetches[k] is item for k, item in zip(ordered, flat)):
+                    keys = ordered
+            plan = (fetches, indices, single, keys)
+            self._plans[id(hook)] = plan
+        _, indices, single, keys = plan
+        if single:
+            return value(indices[0])
+        if keys is not None:
+            return {key: value(index) for key, index in zip(keys, indices)}
+        return tf.nest.pack_sequence_as(fetches, [value(index) for index in indices])
 
     def _index_of(self, hook: SessionRunHook, item: Any) -> int:
         try:

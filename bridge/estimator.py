@@ -80,10 +80,10 @@ class _SummaryHook(SessionRunHook):
         self._last: int | None = None
 
     def begin(self) -> None:
-        self._step = tf.compat.v1.train.get_global_step()
+        self._request = SessionRunArgs({"loss": self._loss, "step": tf.compat.v1.train.get_global_step()})
 
     def before_run(self, run_context):
-        return SessionRunArgs({"loss": self._loss, "step": self._step})
+        return self._request
 
     def after_run(self, run_context, run_values) -> None:
         step = int(run_values.results["step"])
