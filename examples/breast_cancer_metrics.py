@@ -124,6 +124,16 @@ def main() -> int:
             disagreements.append(key)
         print(f"{key:<10} {float(results[key]):>15.6f} {expected:>15.6f}  {'yes' if agree else 'NO'}")
     print(f"eval summaries: {estimator.eval_dir()}")
+
+    # A SavedModel for serving; it must serve the probabilities the estimator predicted.
+    serving_input_fn = bridge.export.build_raw_serving_input_receiver_fn(
+        {"x": tf.TensorSpec([None, x_test.shape[1]], tf.float32)}
+    )
+    export_dir = estimator.export_saved_model(os.path.join(model_dir, "export"), serving_input_fn).decode()
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](x=tf.constant(x_test, tf.float32))
+    if not np.allclose(served["probabilities"].numpy(), probabilities, rtol=1e-5, atol=1e-6):
+        disagreements.append("exported SavedModel")
+    print(f"exported SavedModel: {export_dir}")
     if disagreements:
         print(f"DISAGREEMENT: {', '.join(disagreements)}", file=sys.stderr)
         return 1
