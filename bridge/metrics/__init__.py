@@ -30,27 +30,8 @@ from bridge.metrics.regression import MeanAbsoluteError, MeanSquaredError, RootM
 
 # tf.compat.v1.metrics-style constructors for eval_metric_ops. Imported last: ``accuracy`` and
 # ``auc`` are also submodule names, and the functions are what users mean by them.
-from bridge.metrics.ops import (  # noqa: E402
-    HostMetricOp,
-    accuracy,
-    auc,
-    confusion_matrix,
-    exact_auc,
-    false_negatives,
-    false_positives,
-    mean,
-    mean_absolute_error,
-    mean_per_class_accuracy,
-    mean_squared_error,
-    precision,
-    precision_at_thresholds,
-    recall,
-    recall_at_thresholds,
-    root_mean_squared_error,
-    top_k_accuracy,
-    true_negatives,
-    true_positives,
-)
+from bridge.metrics import ops as _ops  # noqa: E402
+from bridge.metrics.ops import *  # noqa: E402,F401,F403  (the names in ops.__all__)
 
 __all__ = [
     "AUC",
@@ -75,26 +56,7 @@ __all__ = [
     "Sum",
     "get_num_threads",
     "set_num_threads",
-    # functional constructors (eval_metric_ops)
-    "HostMetricOp",
-    "accuracy",
-    "auc",
-    "confusion_matrix",
-    "exact_auc",
-    "false_negatives",
-    "false_positives",
-    "mean",
-    "mean_absolute_error",
-    "mean_per_class_accuracy",
-    "mean_squared_error",
-    "precision",
-    "precision_at_thresholds",
-    "recall",
-    "recall_at_thresholds",
-    "root_mean_squared_error",
-    "top_k_accuracy",
-    "true_negatives",
-    "true_positives",
+    *_ops.__all__,  # functional constructors for eval_metric_ops
 ]
 
 
