@@ -91,7 +91,6 @@ class TracedStep:
         self._store = store
         self._strategy = strategy
         self._iterations = iterations
-        self.steps_run = 0
         # The iterator is an argument, not a capture: the function must not keep the input
         # pipeline alive after close() (see close()).
         self._iterator = iterator
@@ -239,8 +238,8 @@ class TracedStep:
     def run(self, max_iterations: int | None = None) -> tuple[dict[str, Any], SessionRunContext]:
         """Runs one call (one step, or up to ``iterations``) with the hooks.
 
-        Returns the named outputs (numpy) and the run context; ``self.steps_run`` says how many
-        steps ran. Raises ``InputExhausted`` when no step could run.
+        Returns the named outputs (numpy) and the run context. Raises ``InputExhausted`` when
+        no step could run.
         """
         context = SessionRunContext()
         requests = [hook.before_run(context) for hook in self.hooks]
@@ -249,12 +248,10 @@ class TracedStep:
                 flat = self._function(self._iterator)
             except tf.errors.OutOfRangeError:
                 raise InputExhausted from None
-            steps_run = 1
         else:
             n = self._iterations if max_iterations is None else max(1, min(self._iterations, max_iterations))
             result = self._function(self._iterator, tf.constant(n, tf.int32))
-            steps_run = int(result[0])
-            if steps_run == 0:
+            if int(result[0]) == 0:  # steps run in this call
                 raise InputExhausted
             flat = result[1:]
         cache: dict[int, Any] = {}
@@ -270,7 +267,6 @@ class TracedStep:
                 results = self._results_for(hook, request.fetches, value)
             hook.after_run(context, SessionRunValues(results))
         named = {name: value(i) for i, name in enumerate(self.output_names)}
-        self.steps_run = steps_run
         return named, context
 
     def _results_for(self, hook: SessionRunHook, fetches: Any, value: Callable[[int], Any]) -> Any:

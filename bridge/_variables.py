@@ -21,7 +21,7 @@ import contextlib
 import inspect
 import re
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
@@ -127,9 +127,6 @@ class VariableStore:
         """The variables checkpoints carry: all but local metric state."""
         return {k: v for k, v in self._by_key.items() if k not in self._local_keys}
 
-    def trainable(self) -> list[tf.Variable]:
-        return [v for v in self._by_key.values() if v.trainable]
-
     def adopt(self, variables: list[tf.Variable]) -> None:
         """Registers variables the trace captured but did not create (built outside model_fn)."""
         known = {id(v) for v in self._by_key.values()}
@@ -176,9 +173,9 @@ class VariableStore:
                     variable = next_creator(**kwargs)
             finally:
                 self._thread.inside = False
-        self._register(key, variable)
+        registered = self._register(key, variable)
         if variable.synchronization == tf.VariableSynchronization.ON_READ:
-            self._local_keys.add(self._last_key)
+            self._local_keys.add(registered)
         self._add_to_collections(variable)
         return variable
 
@@ -198,10 +195,11 @@ class VariableStore:
         # tf.estimator's Saver stored them without the trailing slash.
         return name.rstrip("/") or "Variable"
 
-    def _register(self, key: str, variable: tf.Variable) -> None:
+    def _register(self, key: str, variable: tf.Variable) -> str:
+        """Stores the variable under ``key`` (suffixed ``_1``, ``_2``... if taken); returns the key used."""
         unique, n = key, 0
         while unique in self._by_key:
             n += 1
             unique = f"{key}_{n}"
         self._by_key[unique] = variable
-        self._last_key = unique
+        return unique

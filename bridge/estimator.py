@@ -446,7 +446,7 @@ class Estimator:
             step.close()
         results: dict[str, Any] = {}
         for key in sorted(step.spec.eval_metric_ops):
-            results[key] = last.get("metric/" + key, _no_batches_value())
+            results[key] = last.get("metric/" + key, np.float32(0.0))  # no batches: 0, as tf.estimator
         results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
         results["global_step"] = np.int64(store.global_step.numpy())
         logger.info(
@@ -586,10 +586,6 @@ def _metric_value(key: str, metric: Any) -> tf.Tensor:
 def _host_values(outputs: Mapping[str, Any], host_ops: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """One step's fetched values, grouped by host metric op."""
     return {key: {name: outputs[f"host/{key}/{name}"] for name in op.fetches} for key, op in host_ops.items()}
-
-
-def _no_batches_value() -> np.float32:
-    return np.float32(0.0)
 
 
 def _filter_predictions(predictions: Any, predict_keys: Any) -> Any:

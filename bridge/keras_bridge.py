@@ -73,7 +73,6 @@ import tempfile
 import contextlib
 from typing import Any, Iterator, Mapping, Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 
 import bridge
-from tests.conftest import X, Y, keras_model_fn, make_input_fn, v1_model_fn
+from tests.conftest import X, Y, keras_model_fn, v1_model_fn
 
 
 def _batch_loss_model_fn(features, labels, mode):
