@@ -12,10 +12,11 @@ The last step's outputs are kept in "stash" variables that belong to the loop, n
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
+import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import resource_variable_ops
+from tensorflow.python.ops import gen_list_ops, list_ops, resource_variable_ops
 
 from bridge._variables import VariableStore
 from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues
@@ -65,8 +66,89 @@ def _unchanged(value: Any) -> Any:
     return value
 
 
+def _stash_variable(initial_value: Callable[[], Any], shape: Any = None) -> tf.Variable:
+    """A variable of the step's loop (not of the model), created outside the trace."""
+    with tf.init_scope():
+        variable = resource_variable_ops.ResourceVariable(initial_value(), shape=shape, trainable=False)
+    variable._bridge_stash = True
+    return variable
+
+
+def _concat_list(variable: tf.Variable, done: tf.Tensor) -> list[tf.Tensor]:
+    """A collected output's values of this call, concatenated, and each step's leading size."""
+    dtype = variable._bridge_element_dtype
+
+    def concat():
+        values, lengths = gen_list_ops.tensor_list_concat_v2(
+            variable.read_value(), element_shape=-1, leading_dims=tf.zeros([0], tf.int64), element_dtype=dtype
+        )
+        return values, lengths
+
+    return list(tf.cond(done > 0, concat, lambda: (tf.zeros([0], dtype), tf.zeros([0], tf.int64))))
+
+
+def _flat_caller(function: Any, iterator: Any, looped: bool) -> Callable[..., list]:
+    """A fast way to call ``function(iterator[, n])`` many times with the same iterator.
+
+    ``ConcreteFunction.__call__`` binds and flattens its structured arguments on every call,
+    which costs about as much as a small training step's Python side. The iterator's flat
+    components and the captured variable handles do not change between calls, so they are
+    flattened once and the underlying function is called with the flat list. Falls back to the
+    public call where TensorFlow's internals differ.
+    """
+    try:
+        atomic = function._inference_function  # pylint: disable=protected-access
+        function_type = function.function_type
+        sample = (iterator, tf.constant(1, tf.int32)) if looped else (iterator,)
+        flat = list(function_type.unpack_inputs(function_type.bind(*sample)))
+        prefix, captures = flat[:-1] if looped else flat, list(function.captured_inputs)
+        atomic.call_flat  # noqa: B018 - probe
+    except (AttributeError, TypeError, ValueError):  # pragma: no cover - other TensorFlow versions
+        return lambda *n: function(iterator, *(tf.constant(v, tf.int32) for v in n))
+    counts: dict[int, tf.Tensor] = {}
+
+    def call(*n: int) -> list:
+        if not looped:
+            return atomic.call_flat(*prefix, *captures)
+        count = counts.get(n[0])
+        if count is None:
+            count = counts[n[0]] = tf.constant(n[0], tf.int32)
+        return atomic.call_flat(*prefix, count, *captures)
+
+    return call
+
+
+def _captured_from_outside(graph: Any, tensor: Any) -> Any:
+    """The eager tensor that ``tensor`` (a capture placeholder of ``graph``) stands for, or None."""
+    while True:
+        outer = {id(internal): external for external, internal in graph.captures}.get(id(tensor))
+        if outer is None:
+            return None
+        if not hasattr(outer, "graph"):  # eager: reached the variable's handle
+            return outer
+        graph, tensor = outer.graph, outer
+
+
 class InputExhausted(Exception):
     """The step found no more input (the loop ends normally)."""
+
+
+class CannotGroup(Exception):
+    """A collected output has no static rank, so per-step values cannot be told apart."""
+
+
+class StepRun(NamedTuple):
+    """What one call of the traced step returns.
+
+    ``outputs`` holds the last step's value of each named output, except collected outputs,
+    which hold the list of every step's value. ``loss_sum`` is the sum of the loss over the
+    call's steps when the step sums it, else None.
+    """
+
+    outputs: dict[str, Any]
+    context: SessionRunContext
+    steps: int
+    loss_sum: float | None
 
 
 class TracedStep:
@@ -74,12 +156,27 @@ class TracedStep:
 
     ``body(element)`` runs inside the trace on one dataset element and returns ``(spec,
     outputs, hooks)``: the model_fn's EstimatorSpec, a dict of named tensors every call
-    returns (the first one is the loss when ``iterations`` > 1), and the hooks of this loop.
-    Each hook's ``begin`` and a first ``before_run`` run inside the trace (see bridge.hooks).
+    returns (the first one is the loss when the step loops and ``sum_loss`` is set), and the
+    hooks of this loop. Each hook's ``begin`` and a first ``before_run`` run inside the trace
+    (see bridge.hooks).
+
+    With ``iterations`` > 1 the step is traced inside a ``tf.while_loop`` that runs up to that
+    many steps per call (fewer when ``run`` is given ``max_iterations``, the input runs out, or
+    the first output is not finite). Outputs named by ``collect`` then come back for every step
+    of the call (evaluate's host-metric inputs, predict's predictions); ``sum_loss`` adds up
+    the first output over the call's steps.
     """
 
     def __init__(
-        self, store: VariableStore, iterator: Any, body: Body, iterations: int = 1, strategy: Any = None
+        self,
+        store: VariableStore,
+        iterator: Any,
+        body: Body,
+        iterations: int = 1,
+        strategy: Any = None,
+        collect: Callable[[str], bool] | None = None,
+        sum_loss: bool = False,
+        stop_if_loss_not_finite: bool = False,
     ) -> None:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
@@ -91,6 +188,13 @@ class TracedStep:
         self._store = store
         self._strategy = strategy
         self._iterations = iterations
+        self._collect = collect or (lambda name: False)
+        self._sum_loss = sum_loss
+        self._stop_if_loss_not_finite = stop_if_loss_not_finite
+        self._positions: list[int] | None = None  # output index -> position in the call's flat result
+        self._model_graph: Any = None  # the graph model_fn was traced in
+        self._collected: list[int] = []  # positions of collected outputs
+        self._scalar_collected: set[int] = set()  # ... of those, the scalars (sent as shape [1])
         # The iterator is an argument, not a capture: the function must not keep the input
         # pipeline alive after close() (see close()).
         self._iterator = iterator
@@ -103,6 +207,12 @@ class TracedStep:
                 lambda it, n: self._trace_loop(body, it, n), autograph=False
             ).get_concrete_function(iterator, tf.TensorSpec([], tf.int32))
         store.adopt([v for v in self._function.graph.variables if not getattr(v, "_bridge_stash", False)])
+        self._call = _flat_caller(self._function, iterator, looped=iterations > 1)
+
+    @property
+    def iterations(self) -> int:
+        """The most steps one call runs."""
+        return self._iterations
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
@@ -153,6 +263,7 @@ class TracedStep:
         spec, outputs, hooks = body(element)
         first = self.spec is None
         if first:
+            self._model_graph = tf.compat.v1.get_default_graph()
             self.spec, self.hooks = spec, list(hooks)
             self.output_names = list(outputs)
         flat = [tf.convert_to_tensor(t) for t in outputs.values()]
@@ -177,33 +288,72 @@ class TracedStep:
         return flat
 
     def _trace_loop(self, body: Body, iterator: Any, n: tf.Tensor) -> list[tf.Tensor]:
-        stash: list[tf.Variable] = []
+        """Up to ``n`` steps in a while_loop; returns [steps run, loss sum, outputs..., collected...].
 
-        def run_one(optional):
-            flat = self._trace_outputs(body, optional.get_value())
-            for tensor in flat:
-                with tf.init_scope():
-                    variable = resource_variable_ops.ResourceVariable(
-                        tf.zeros([], tensor.dtype), shape=tf.TensorShape(None), trainable=False
-                    )
-                variable._bridge_stash = True
-                stash.append(variable)
-            assigns = [v.assign(t) for v, t in zip(stash, flat)]
-            with tf.control_dependencies(assigns):
-                return tf.reduce_all(tf.math.is_finite(tf.cast(flat[0], tf.float32)))
+        The loop cannot carry the outputs as loop variables: their types are known only once
+        model_fn is traced, inside the loop body. The last step's values go to "stash" variables
+        instead, and collected outputs to TensorList variables, one per output, that restart
+        at the first step of each call.
+        """
+        stash: dict[int, tf.Variable] = {}
+        lists: dict[int, tf.Variable] = {}
 
-        def cond(done, more):
+        def run_one(optional, done):
+            # model_fn sees the root name scope, as without the loop ("while/cond/" would
+            # otherwise prefix the checkpoint keys of variables named by their scope).
+            with tf.compat.v1.get_default_graph().name_scope(""):
+                flat = self._trace_outputs(body, optional.get_value())
+            if not stash and not lists:
+                self._collected = [i for i, name in enumerate(self.output_names) if self._collect(name)]
+                for index, tensor in enumerate(flat):
+                    if index in self._collected:
+                        if tensor.shape.rank is None:
+                            raise CannotGroup(self.output_names[index])
+                        if tensor.shape.rank == 0:
+                            self._scalar_collected.add(index)
+                        lists[index] = _stash_variable(lambda: list_ops.empty_tensor_list(None, tensor.dtype))
+                        lists[index]._bridge_element_dtype = tensor.dtype
+                    else:
+                        stash[index] = _stash_variable(lambda: tf.zeros([], tensor.dtype), shape=tf.TensorShape(None))
+            writes = [stash[i].assign(t) for i, t in enumerate(flat) if i in stash]
+            for index, variable in lists.items():
+                tensor = flat[index]
+                if index in self._scalar_collected:
+                    tensor = tf.reshape(tensor, [1])
+                empty = list_ops.empty_tensor_list(None, tensor.dtype)
+                current = tf.cond(tf.equal(done, 0), lambda: empty, variable.read_value)
+                writes.append(variable.assign(list_ops.tensor_list_push_back(current, tensor)))
+            with tf.control_dependencies(writes):
+                loss = tf.cast(flat[0], tf.float64) if self._sum_loss else tf.constant(0.0, tf.float64)
+                go_on = tf.constant(True)
+                if self._stop_if_loss_not_finite:
+                    go_on = tf.reduce_all(tf.math.is_finite(tf.cast(flat[0], tf.float32)))
+                return go_on, tf.reduce_sum(loss)
+
+        def cond(done, more, loss_sum):
             return tf.logical_and(done < n, more)
 
-        def loop_body(done, more):
+        def loop_body(done, more, loss_sum):
             optional = iterator.get_next_as_optional()
-            finite = tf.cond(optional.has_value(), lambda: run_one(optional), lambda: tf.constant(False))
+            finite, loss = tf.cond(
+                optional.has_value(),
+                lambda: run_one(optional, done),
+                lambda: (tf.constant(False), tf.constant(0.0, tf.float64)),
+            )
             ran = tf.cast(optional.has_value(), tf.int32)
-            return done + ran, tf.logical_and(optional.has_value(), finite)
+            return done + ran, tf.logical_and(optional.has_value(), finite), loss_sum + loss
 
-        done, _ = tf.while_loop(cond, loop_body, [tf.constant(0), tf.constant(True)])
+        done, _, loss_sum = tf.while_loop(
+            cond, loop_body, [tf.constant(0), tf.constant(True), tf.constant(0.0, tf.float64)]
+        )
+        results = [done, loss_sum]
         with tf.control_dependencies([done]):
-            return [done] + [v.read_value() for v in stash]
+            for index in range(len(stash) + len(lists)):
+                if index in stash:
+                    results.append(stash[index].read_value())
+                    continue
+                results.extend(_concat_list(lists[index], done))
+        return results
 
     def close(self) -> None:
         """Drops the traced function, and with it the input iterator it captured.
@@ -219,55 +369,88 @@ class TracedStep:
 
     # -- inspection --------------------------------------------------------------------------
     def written_variables(self, variables: dict[str, tf.Variable]) -> list[str]:
-        """Keys of the given variables that the traced step writes to (assignments, optimizer updates)."""
+        """Keys of the given variables that the traced step writes to (assignments, optimizer updates).
+
+        Looks at the graph model_fn was traced in (inside the step's loop, when it has one) and
+        follows each written handle through the captures of the enclosing graphs to the variable.
+        """
         handle_to_key = {id(v.handle): k for k, v in variables.items()}
-        placeholder_to_key = {
-            internal.name: handle_to_key[id(external)]
-            for external, internal in self._function.graph.captures
-            if id(external) in handle_to_key
-        }
+        graph = self._model_graph or self._function.graph
         written = set()
-        for op in self._function.graph.get_operations():
+        for op in graph.get_operations():
             if op.type in _WRITE_OPS or op.type.startswith(("ResourceApply", "ResourceScatter")):
-                key = placeholder_to_key.get(op.inputs[0].name)
+                key = handle_to_key.get(id(_captured_from_outside(graph, op.inputs[0])))
                 if key is not None:
                     written.add(key)
         return sorted(written)
 
     # -- running -----------------------------------------------------------------------------
-    def run(self, max_iterations: int | None = None) -> tuple[dict[str, Any], SessionRunContext]:
+    def run(self, max_iterations: int | None = None, grouped: bool = False) -> StepRun:
         """Runs one call (one step, or up to ``iterations``) with the hooks.
 
-        Returns the named outputs (numpy) and the run context. Raises ``InputExhausted`` when
-        no step could run.
+        ``grouped`` tells the hooks (``run_context.steps``) how many steps the call covered;
+        otherwise each call counts as one run, as TPUEstimator's loops did. Raises
+        ``InputExhausted`` when no step could run.
         """
         context = SessionRunContext()
         requests = [hook.before_run(context) for hook in self.hooks]
         if self._iterations == 1:
             try:
-                flat = self._function(self._iterator)
+                flat = self._call()
             except tf.errors.OutOfRangeError:
                 raise InputExhausted from None
+            steps, loss_sum = 1, None
         else:
             n = self._iterations if max_iterations is None else max(1, min(self._iterations, max_iterations))
-            result = self._function(self._iterator, tf.constant(n, tf.int32))
-            if int(result[0]) == 0:  # steps run in this call
+            result = self._call(n)
+            steps = int(result[0])
+            if steps == 0:
                 raise InputExhausted
-            flat = result[1:]
-        cache: dict[int, Any] = {}
-
-        def value(index: int) -> Any:
-            if index not in cache:
-                cache[index] = flat[index].numpy()
-            return cache[index]
-
+            loss_sum = float(result[1]) if self._sum_loss else None
+            flat = result[2:]
+        if grouped:
+            context.steps = steps
+        values = self._values(flat)
         for hook, request in zip(self.hooks, requests):
             results = None
             if request is not None:
-                results = self._results_for(hook, request.fetches, value)
+                results = self._results_for(hook, request.fetches, values)
             hook.after_run(context, SessionRunValues(results))
-        named = {name: value(i) for i, name in enumerate(self.output_names)}
-        return named, context
+        named = {name: values(i) for i, name in enumerate(self.output_names)}
+        if self._iterations == 1:
+            for index in self._collected_names():
+                named[self.output_names[index]] = [named[self.output_names[index]]]
+            if self._sum_loss:
+                loss_sum = float(named[self.output_names[0]])
+        return StepRun(named, context, steps, loss_sum)
+
+    def _collected_names(self) -> list[int]:
+        return [i for i, name in enumerate(self.output_names) if self._collect(name)]
+
+    def _values(self, flat: Sequence[Any]) -> Callable[[int], Any]:
+        """Output position -> numpy value, converted once; collected outputs as per-step lists."""
+        cache: dict[int, Any] = {}
+        if self._positions is None:
+            self._positions, offset = [], 0
+            for index in range(len(self.output_names) + len(self._fetch_index)):
+                self._positions.append(offset)
+                offset += 2 if (self._iterations > 1 and index in self._collected) else 1
+        position = self._positions
+
+        def value(index: int) -> Any:
+            if index not in cache:
+                at = position[index]
+                if self._iterations > 1 and index in self._collected:
+                    values, lengths = flat[at].numpy(), flat[at + 1].numpy()
+                    parts = np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
+                    if index in self._scalar_collected:
+                        parts = [part[0] for part in parts]
+                    cache[index] = parts
+                else:
+                    cache[index] = flat[at].numpy()
+            return cache[index]
+
+        return value
 
     def _results_for(self, hook: SessionRunHook, fetches: Any, value: Callable[[int], Any]) -> Any:
         """The values of ``fetches``, in its structure.

@@ -25,7 +25,7 @@ from bridge import _checkpoints, warm_start
 from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
-from bridge._step import InputExhausted, TracedStep
+from bridge._step import CannotGroup, InputExhausted, TracedStep
 from bridge._summaries import SummaryWriter
 from bridge._variables import VariableStore
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
@@ -38,6 +38,8 @@ from bridge.hooks import (
     StepCounterHook,
     StopAtStepHook,
     check_hooks,
+    groupable,
+    steps_until_trigger,
 )
 from bridge.mode_keys import ModeKeys
 from bridge.run_config import RunConfig, resolve_model_dir
@@ -90,6 +92,11 @@ class _SummaryHook(SessionRunHook):
         if self._last is None or step >= self._last + self._every:
             self._writer.scalar("loss", run_values.results["loss"], step)
             self._last = step
+
+    _bridge_groupable = True  # see bridge.hooks: grouped steps
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return 1 if self._last is None else max(1, self._last + self._every - global_step)
 
 
 class _ProgressBar:
@@ -331,7 +338,9 @@ class Estimator:
             hooks = list(user_hooks)
             if stop_hook is not None:
                 hooks.append(stop_hook)
-            hooks.append(NanTensorHook(spec.loss))
+            nan_hook = NanTensorHook(spec.loss)
+            nan_hook._bridge_groupable = True  # it watches the loss, where a grouped call stops
+            hooks.append(nan_hook)
             if config.log_step_count_steps is not None:
                 hooks.append(
                     LoggingTensorHook(
@@ -348,7 +357,12 @@ class Estimator:
                 hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
             return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
 
-        step = TracedStep(store, iterator, body, iterations=config.iterations_per_loop, strategy=strategy)
+        iterations = config.iterations_per_loop
+        if self._groups_steps(strategy) and groupable(user_hooks):
+            iterations = config.max_steps_per_call
+        step = TracedStep(
+            store, iterator, body, iterations=iterations, strategy=strategy, stop_if_loss_not_finite=True
+        )
         del iterator, dataset  # the traced step owns the input now; step.close() releases it
         try:
             return self._train_loop(step, store, config, stop_hook, steps, max_steps, listeners)
@@ -356,6 +370,11 @@ class Estimator:
             step.close()
             if summary_writer is not None:
                 summary_writer.close()
+
+    def _groups_steps(self, strategy: Any) -> bool:
+        """Whether this call may group steps into one traced call (``RunConfig.max_steps_per_call``)."""
+        config = self._config
+        return config.max_steps_per_call > 1 and config.iterations_per_loop == 1 and strategy is None
 
     def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners) -> float | None:
         checkpoint = self.latest_checkpoint()
@@ -375,12 +394,24 @@ class Estimator:
         global_step = start_step
         stop = stop_hook is not None and start_step >= stop_hook.last_step
         warned_static = False
+        # Grouped steps: each call ends on the next step a hook or the checkpoint policy needs.
+        grouped = config.iterations_per_loop == 1 and step.iterations > 1
+        if grouped and not groupable(step.hooks):  # model_fn returned hooks that see every step
+            grouped = False
         while not stop:
             remaining = None if stop_hook is None else stop_hook.last_step - global_step
+            if step.iterations > 1 and config.iterations_per_loop == 1:
+                limit = 1
+                if grouped:
+                    limit = steps_until_trigger(step.hooks, global_step, step.iterations)
+                    if saver is not None:
+                        limit = min(limit, saver.steps_until_due(global_step) or limit)
+                remaining = limit if remaining is None else min(remaining, limit)
             try:
-                outputs, context = step.run(max_iterations=remaining)
+                run = step.run(max_iterations=remaining, grouped=grouped)
             except InputExhausted:
                 break
+            outputs, context = run.outputs, run.context
             loss, new_step = outputs["loss"], int(outputs["global_step"])
             if new_step == global_step and not warned_static:
                 logger.warning(
@@ -438,7 +469,17 @@ class Estimator:
                     outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
-        step = TracedStep(store, iterator, body, strategy=strategy)
+        is_host_input = lambda name: name.startswith("host/")  # noqa: E731
+        try:
+            if self._groups_steps(strategy) and not user_hooks:
+                step = TracedStep(
+                    store, iterator, body, iterations=self._config.max_steps_per_call, collect=is_host_input, sum_loss=True
+                )
+            else:
+                step = TracedStep(store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True)
+        except CannotGroup:
+            store = VariableStore(strategy)
+            step = TracedStep(store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True)
         del iterator
         try:
             batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy)
@@ -473,20 +514,24 @@ class Estimator:
         feeder = HostMetricFeeder(host_ops) if host_ops else None
         loss_sum, batches = 0.0, 0
         last: dict[str, Any] = {}
+        per_step = 1 if step.hooks else step.iterations  # hooks see every batch
         try:
             while steps is None or batches < steps:
+                limit = per_step if steps is None else min(per_step, steps - batches)
                 try:
-                    outputs, context = step.run()
+                    run = step.run(max_iterations=limit)
                 except InputExhausted:
                     break
+                outputs = run.outputs
                 if feeder is not None:
-                    feeder.submit(_host_values(outputs, host_ops))
-                loss_sum += float(outputs["loss"])
-                batches += 1
+                    for values in _host_values_per_step(outputs, host_ops, run.steps):
+                        feeder.submit(values)
+                loss_sum += run.loss_sum
+                batches += run.steps
                 last = outputs
                 if steps is not None:
                     logger.info("Evaluation [%d/%d]", batches, steps)
-                if context.stop_requested:
+                if run.context.stop_requested:
                     break
         except BaseException:
             if feeder is not None:
@@ -527,7 +572,13 @@ class Estimator:
             outputs = predictions if isinstance(predictions, dict) else {"": predictions}
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
-        step = TracedStep(store, iterator, body)
+        collect_all = lambda name: True  # noqa: E731
+        iterations = self._config.max_steps_per_call if self._groups_steps(None) and not user_hooks else 1
+        try:
+            step = TracedStep(store, iterator, body, iterations=iterations, collect=collect_all)
+        except CannotGroup:
+            store = VariableStore()
+            step = TracedStep(store, iterator, body, collect=collect_all)
         del iterator
         try:
             self._refuse_writes(step, store, ModeKeys.PREDICT)
@@ -535,19 +586,20 @@ class Estimator:
             single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
             for hook in step.hooks:
                 hook.after_create_session(None, None)
+            per_step = 1 if step.hooks else step.iterations  # hooks see every batch
             while True:
                 try:
-                    outputs, context = step.run()
+                    run = step.run(max_iterations=per_step)
                 except InputExhausted:
                     break
-                if single:
-                    batch = outputs[""]
-                    yield from (batch if yield_single_examples else [batch])
-                elif yield_single_examples:
-                    yield from _examples(outputs)
-                else:
-                    yield outputs
-                if context.stop_requested:
+                for i in range(run.steps):
+                    if single:
+                        batch = run.outputs[""][i]
+                        yield from (batch if yield_single_examples else [batch])
+                    else:
+                        outputs = {key: run.outputs[key][i] for key in step.output_names}
+                        yield from (_examples(outputs) if yield_single_examples else [outputs])
+                if run.context.stop_requested:
                     break
             for hook in step.hooks:
                 hook.end(None)
@@ -583,9 +635,14 @@ def _metric_value(key: str, metric: Any) -> tf.Tensor:
     raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
 
 
-def _host_values(outputs: Mapping[str, Any], host_ops: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """One step's fetched values, grouped by host metric op."""
-    return {key: {name: outputs[f"host/{key}/{name}"] for name in op.fetches} for key, op in host_ops.items()}
+def _host_values_per_step(
+    outputs: Mapping[str, Any], host_ops: Mapping[str, Any], steps: int
+) -> list[dict[str, dict[str, Any]]]:
+    """Each step's fetched values (outputs hold a list per host input), grouped by host metric op."""
+    return [
+        {key: {name: outputs[f"host/{key}/{name}"][i] for name in op.fetches} for key, op in host_ops.items()}
+        for i in range(steps)
+    ]
 
 
 def _filter_predictions(predictions: Any, predict_keys: Any) -> Any:
@@ -631,6 +688,12 @@ class _CheckpointSaver:
         for listener in self._listeners:
             listener.begin()
         self._save(step)
+
+    def steps_until_due(self, step: int) -> int | None:
+        """Steps until the next step-based save (None for time-based saving)."""
+        if self._every_steps is None:
+            return None
+        return max(1, self._writer.last_saved_step + self._every_steps - step)
 
     def after_step(self, step: int) -> bool:
         """Saves when the interval has elapsed; True when a listener asks to stop."""

@@ -17,6 +17,13 @@ declare what they fetch *while that trace is built*:
 
 With ``RunConfig(iterations_per_loop=N)`` one "run" is one traced call of up to N steps,
 as with TPUEstimator: hooks see the values of the last step of each call.
+
+Grouped steps. When every hook of a loop is one of bridge's own step-counting hooks
+(``StopAtStepHook``, ``LoggingTensorHook``, ``StepCounterHook``, and the NaN check of the loss), the runtime
+runs several steps per traced call without changing what the hooks observe: each hook says how
+many steps may run before it must see a step's values (``steps_until_trigger``), every call ends
+on such a step, and ``after_run`` learns how many steps the call covered from
+``run_context.steps``. Any other hook gets one step per call, as in tf.estimator.
 """
 
 from __future__ import annotations
@@ -56,8 +63,9 @@ class SessionRunValues(NamedTuple):
 class SessionRunContext:
     """Per-step context handed to hooks; ``request_stop()`` ends the loop after this step."""
 
-    def __init__(self, original_args: SessionRunArgs | None = None, session: Any = None) -> None:
+    def __init__(self, original_args: SessionRunArgs | None = None, session: Any = None, steps: int = 1) -> None:
         self._original_args = original_args
+        self.steps = steps  # steps this run covered (more than one only when the runtime groups steps)
         self._session = session
         self._stop_requested = False
 
@@ -147,6 +155,18 @@ class SecondOrStepTimer:
     def last_triggered_step(self) -> int | None:
         return self._last_step
 
+    def steps_until_trigger(self, step: int) -> int | None:
+        """How many more steps may run before one at which this timer fires, counting that one.
+
+        ``step`` is the count the timer will be asked about after the next step. None when the
+        timer fires on time, which no step count predicts.
+        """
+        if self._last_step is None:
+            return 1
+        if self._every_secs is not None:
+            return None
+        return max(1, self._last_step + self._every_steps - step + 1)
+
 
 def _as_graph_element(obj: Any) -> Any:
     if not isinstance(obj, str):
@@ -204,6 +224,9 @@ class StopAtStepHook(SessionRunHook):
         if int(run_values.results) >= self._last_step:
             run_context.request_stop()
 
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return None if self._last_step is None else max(1, self._last_step - global_step)
+
 
 class NanTensorHook(SessionRunHook):
     """Stops (or raises ``NanLossDuringTrainingError``) when ``loss_tensor`` becomes NaN."""
@@ -223,6 +246,9 @@ class NanTensorHook(SessionRunHook):
                 raise NanLossDuringTrainingError
             logger.warning(message)
             run_context.request_stop()
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return None  # when it watches the loss: a grouped call ends at the first non-finite loss
 
 
 class LoggingTensorHook(SessionRunHook):
@@ -277,10 +303,14 @@ class LoggingTensorHook(SessionRunHook):
 
     def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
         self._last_values = run_values.results
-        if self._timer is not None and self._timer.should_trigger_for_step(self._iter_count):
-            elapsed, _ = self._timer.update_last_triggered_step(self._iter_count)
+        last_iteration = self._iter_count + run_context.steps - 1
+        if self._timer is not None and self._timer.should_trigger_for_step(last_iteration):
+            elapsed, _ = self._timer.update_last_triggered_step(last_iteration)
             self._log(run_values.results, elapsed)
-        self._iter_count += 1
+        self._iter_count += run_context.steps
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return None if self._timer is None else self._timer.steps_until_trigger(self._iter_count)
 
     def end(self, session: Any) -> None:
         if self._log_at_end and self._last_values is not None:
@@ -309,6 +339,33 @@ class StepCounterHook(SessionRunHook):
                 logger.info("global_step/sec: %g", rate)
                 if self._callback is not None:
                     self._callback(step, rate)
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return self._timer.steps_until_trigger(global_step + 1)
+
+
+# NanTensorHook is not here: a grouped call stops at the first non-finite *loss*, so only the
+# runtime's own NaN hook on the loss is marked groupable (``_bridge_groupable``).
+_GROUPABLE = (StopAtStepHook, LoggingTensorHook, StepCounterHook)
+
+
+def groupable(hooks: Sequence[SessionRunHook]) -> bool:
+    """Whether several steps may run per call without changing what ``hooks`` observe.
+
+    Exactly bridge's step-counting hooks (a subclass may override ``after_run``), plus any
+    hook that declares ``steps_until_trigger`` and reads ``run_context.steps``.
+    """
+    return all(type(hook) in _GROUPABLE or getattr(hook, "_bridge_groupable", False) for hook in hooks)
+
+
+def steps_until_trigger(hooks: Sequence[SessionRunHook], global_step: int, limit: int) -> int:
+    """The most steps (1..limit) the next call may run so that it ends on every hook's next trigger."""
+    steps = limit
+    for hook in hooks:
+        until = hook.steps_until_trigger(global_step)
+        if until is not None:
+            steps = min(steps, until)
+    return max(1, steps)
 
 
 def check_hooks(hooks: Any, what: str = "Hooks") -> list[SessionRunHook]:

@@ -2,8 +2,9 @@
 
 `RunConfig` keeps tf.estimator 2.15's constructor, defaults, validation errors and
 TF_CONFIG rules, so code that built a `tf.estimator.RunConfig` builds a
-`bridge.RunConfig` unchanged. Two fields are new: `iterations_per_loop` (steps run
-inside one traced call) and `progress_bar`.
+`bridge.RunConfig` unchanged. Three fields are new: `iterations_per_loop` (steps run
+inside one traced call, hooks once per call), `max_steps_per_call` (how many steps or
+batches the runtime may group into one call where no hook can tell) and `progress_bar`.
 
 Importing this module does not import TensorFlow; TensorFlow is imported only when a
 value needs it (a strategy or `ConfigProto` to check, a cluster to parse, or the
@@ -72,6 +73,7 @@ _FIELDS = (
     "session_creation_timeout_secs",
     "checkpoint_save_graph_def",
     "iterations_per_loop",
+    "max_steps_per_call",
     "progress_bar",
 )
 
@@ -228,6 +230,10 @@ def _validate_fields(values: Mapping[str, Any]) -> None:
     loops = values["iterations_per_loop"]
     if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
         raise ValueError(f"iterations_per_loop must be an integer >= 1; got {loops!r}.")
+
+    grouped = values["max_steps_per_call"]
+    if isinstance(grouped, bool) or not isinstance(grouped, int) or grouped < 1:
+        raise ValueError(f"max_steps_per_call must be an integer >= 1; got {grouped!r}.")
 
     if values["progress_bar"] is not None and not isinstance(values["progress_bar"], bool):
         raise _BadTypeError(
@@ -504,6 +510,7 @@ class RunConfig:
         checkpoint_save_graph_def: bool = True,
         iterations_per_loop: int = 1,
         progress_bar: Optional[bool] = None,
+        max_steps_per_call: int = 32,
     ) -> None:
         """Validate the arguments and read TF_CONFIG.
 
@@ -531,7 +538,16 @@ class RunConfig:
           session_creation_timeout_secs: how long workers wait for the cluster.
           checkpoint_save_graph_def: whether to write the graph next to checkpoints.
           iterations_per_loop: training steps run inside one traced call (as in
-            TPUEstimator); larger values amortise Python overhead per step.
+            TPUEstimator); larger values amortise Python overhead per step. Hooks run
+            once per call and see the last step's values.
+          max_steps_per_call: where no hook can tell the difference (no hooks, or only
+            bridge's step-counting ones: stop, NaN, logging, step counter, summaries,
+            step-based checkpoints), train, evaluate and predict run up to this many steps
+            or batches inside one traced call, ending each call on the next step a hook or
+            checkpoint needs. Results, logs, summaries and checkpoints are those of one
+            step per call; only time-based triggers (save_checkpoints_secs, every_n_secs)
+            may fire up to one call late. 1 runs one step per call. Not used under a
+            distribution strategy or with iterations_per_loop > 1.
           progress_bar: None shows a progress bar when stderr is a terminal;
             True/False force it on/off.
 
@@ -579,6 +595,7 @@ class RunConfig:
             session_creation_timeout_secs=session_creation_timeout_secs,
             checkpoint_save_graph_def=checkpoint_save_graph_def,
             iterations_per_loop=iterations_per_loop,
+            max_steps_per_call=max_steps_per_call,
             progress_bar=progress_bar,
         )
         _validate_fields(values)
@@ -693,6 +710,11 @@ class RunConfig:
     def iterations_per_loop(self) -> int:
         """Training steps executed inside one traced call (1 = one step per call)."""
         return self._values["iterations_per_loop"]
+
+    @property
+    def max_steps_per_call(self) -> int:
+        """The most steps or batches grouped into one traced call where no hook can tell."""
+        return self._values["max_steps_per_call"]
 
     @property
     def progress_bar(self) -> Optional[bool]:

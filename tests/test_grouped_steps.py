@@ -1,0 +1,290 @@
+"""Grouped steps (``RunConfig.max_steps_per_call``): several steps or batches per traced call,
+with exactly the results, logs, summaries and checkpoints of one step per call.
+
+Every test compares a run that groups (the default, or a small group to force many call
+boundaries) with the same run at ``max_steps_per_call=1``, which is tf.estimator's one
+Session.run per step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import checkpoint_steps, global_step_of
+from tensorboard.backend.event_processing import event_accumulator
+
+import bridge
+import bridge._step
+
+RNG = np.random.RandomState(3)
+X = RNG.randn(203, 4).astype(np.float32)  # 203 = 12 batches of 16 and a partial batch of 11
+Y = (X @ RNG.randn(4, 1) > 0).astype(np.int64)[:, 0]
+
+
+def input_fn(epochs=1, batch=16, labels=True):
+    def fn():
+        ds = tf.data.Dataset.from_tensor_slices(({"x": X}, Y) if labels else {"x": X})
+        return ds.repeat(epochs).batch(batch)
+
+    return fn
+
+
+def model_fn(features, labels, mode):
+    hidden = keras.layers.Dense(8, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(seed=1))
+    out = keras.layers.Dense(2, kernel_initializer=keras.initializers.GlorotUniform(seed=2))
+    logits = out(hidden(features["x"]))
+    if mode == bridge.ModeKeys.PREDICT:
+        return bridge.EstimatorSpec(
+            mode, predictions={"logits": logits, "class": tf.argmax(logits, 1), "batch_max": tf.reduce_max(logits)}
+        )
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    accuracy.update_state(labels, logits)
+    eval_metric_ops = {
+        "accuracy": accuracy,
+        "host_auc": bridge.metrics.auc(labels, tf.nn.softmax(logits)[:, 1]),
+        "host_mean_loss": bridge.metrics.mean(loss),  # a scalar per batch
+    }
+    train_op = bridge.minimize(loss, keras.optimizers.Adam(0.05))
+    return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, eval_metric_ops=eval_metric_ops)
+
+
+@pytest.fixture
+def call_sizes(monkeypatch):
+    """Records the number of steps each traced call ran."""
+    sizes: list[int] = []
+    original = bridge._step.TracedStep.run
+
+    def run(self, *args, **kwargs):
+        result = original(self, *args, **kwargs)
+        sizes.append(result.steps)
+        return result
+
+    monkeypatch.setattr(bridge._step.TracedStep, "run", run)
+    return sizes
+
+
+def config(group, **kwargs):
+    return bridge.RunConfig(max_steps_per_call=group, tf_random_seed=7, **kwargs)
+
+
+def loss_summaries(model_dir):
+    steps = {}
+    for name in os.listdir(model_dir):
+        if name.startswith("events.out.tfevents"):
+            acc = event_accumulator.EventAccumulator(os.path.join(model_dir, name), size_guidance={"tensors": 0})
+            acc.Reload()
+            for tag in acc.Tags()["tensors"]:
+                if tag == "loss":
+                    steps.update({e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)})
+    return steps
+
+
+def train_twice(tmp_path, caplog, **train_kwargs):
+    """Trains with one step per call and grouped; returns both estimators and their logs."""
+    runs = []
+    for group in (1, 6):
+        model_dir = str(tmp_path / f"group{group}")
+        est = bridge.Estimator(
+            model_fn,
+            model_dir=model_dir,
+            config=config(group, save_checkpoints_steps=25, save_summary_steps=10, log_step_count_steps=9),
+        )
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="bridge"):
+            est.train(input_fn(epochs=None), **train_kwargs)
+        logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loss = ")]
+        runs.append((est, model_dir, logged))
+    return runs
+
+
+def test_train_grouped_matches_one_step_per_call(tmp_path, caplog, call_sizes):
+    (single, single_dir, single_log), (grouped, grouped_dir, grouped_log) = train_twice(tmp_path, caplog, steps=70)
+    assert global_step_of(single) == global_step_of(grouped) == 70
+    for name in single.get_variable_names():
+        np.testing.assert_allclose(
+            grouped.get_variable_value(name), single.get_variable_value(name), rtol=1e-5, atol=1e-6, err_msg=name
+        )
+    assert checkpoint_steps(grouped_dir) == checkpoint_steps(single_dir) == [0, 25, 50, 70]
+    single_summaries, grouped_summaries = loss_summaries(single_dir), loss_summaries(grouped_dir)
+    assert sorted(grouped_summaries) == sorted(single_summaries) == [1, 11, 21, 31, 41, 51, 61]
+    np.testing.assert_allclose(
+        [grouped_summaries[s] for s in sorted(grouped_summaries)],
+        [single_summaries[s] for s in sorted(single_summaries)],
+        rtol=1e-5,
+    )
+    # The logging hook logs the same steps (its iterations 0, 9, 18, ...) with the same values.
+    assert [line.split(",")[1] for line in grouped_log] == [line.split(",")[1] for line in single_log]
+    assert len(grouped_log) == 8
+    # The first run was one step per call; the second ran at most 6 per call, mostly more than 1.
+    assert call_sizes[:70] == [1] * 70
+    grouped_calls = call_sizes[70:]
+    assert sum(grouped_calls) == 70 and max(grouped_calls) == 6 and len(grouped_calls) < 35
+
+
+def test_train_max_steps_and_input_exhaustion_end_on_the_same_step(tmp_path, call_sizes):
+    for group in (1, 32):
+        est = bridge.Estimator(model_fn, model_dir=str(tmp_path / f"g{group}"), config=config(group))
+        est.train(input_fn(epochs=1), max_steps=100)  # 13 batches: input runs out first
+        assert global_step_of(est) == 13
+        est.train(input_fn(epochs=None), max_steps=40)
+        assert global_step_of(est) == 40
+    assert max(call_sizes) == 27  # 40 - 13 steps in one grouped call
+
+
+def test_a_user_hook_gets_every_step(tmp_path, call_sizes):
+    seen = []
+
+    class Recorder(bridge.SessionRunHook):
+        def begin(self):
+            self._step = tf.compat.v1.train.get_global_step()
+
+        def before_run(self, run_context):
+            return bridge.SessionRunArgs(self._step)
+
+        def after_run(self, run_context, run_values):
+            seen.append(int(run_values.results))
+
+    est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=config(32))
+    est.train(input_fn(epochs=None), steps=10, hooks=[Recorder()])
+    assert seen == list(range(1, 11))
+    assert call_sizes == [1] * 10
+
+
+def test_a_model_fn_training_hook_gets_every_step(tmp_path, call_sizes):
+    seen = []
+
+    class Recorder(bridge.SessionRunHook):
+        def after_run(self, run_context, run_values):
+            seen.append(1)
+
+    def hooked_model_fn(features, labels, mode):
+        spec = model_fn(features, labels, mode)
+        return spec._replace(training_hooks=[Recorder()])
+
+    est = bridge.Estimator(hooked_model_fn, model_dir=str(tmp_path), config=config(32))
+    est.train(input_fn(epochs=None), steps=7)
+    assert len(seen) == 7 and call_sizes == [1] * 7
+
+
+def test_nan_loss_stops_a_grouped_call_at_its_step(tmp_path):
+    def nan_model_fn(features, labels, mode):
+        spec = model_fn(features, labels, mode)
+        step = tf.compat.v1.train.get_global_step()
+        loss = tf.where(step >= 4, tf.constant(np.nan), spec.loss)  # the 5th step's loss is NaN
+        with tf.control_dependencies([spec.train_op]):
+            loss = tf.identity(loss)
+        return spec._replace(loss=loss)
+
+    est = bridge.Estimator(nan_model_fn, model_dir=str(tmp_path), config=config(32))
+    with pytest.raises(bridge.NanLossDuringTrainingError):
+        est.train(input_fn(epochs=None), steps=20)
+    assert checkpoint_steps(str(tmp_path)) == [0]  # the NaN weights were never saved
+    assert int(tf.train.load_variable(str(tmp_path) + "/model.ckpt-0", "global_step")) == 0
+
+
+def test_checkpoint_keys_do_not_depend_on_grouping(tmp_path):
+    def v1_model_fn(features, labels, mode):
+        with tf.compat.v1.variable_scope("scoped"):
+            logits = tf.compat.v1.layers.dense(features["x"], 2)
+        loss = tf.compat.v1.losses.sparse_softmax_cross_entropy(labels, logits)
+        train_op = tf.compat.v1.train.AdamOptimizer().minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    names = []
+    for group, loops in ((1, 1), (32, 1), (1, 4)):
+        est = bridge.Estimator(
+            v1_model_fn, model_dir=str(tmp_path / f"{group}-{loops}"), config=config(group, iterations_per_loop=loops)
+        )
+        names.append(est.train(input_fn(), steps=5).get_variable_names())
+    assert names[0] == names[1] == names[2]
+    assert "scoped/dense/kernel/Adam" in names[0] and "beta1_power" in names[0]
+
+
+@pytest.fixture
+def trained_dir(tmp_path):
+    model_dir = str(tmp_path / "trained")
+    bridge.Estimator(model_fn, model_dir=model_dir, config=config(32)).train(input_fn(epochs=None), steps=30)
+    return model_dir
+
+
+@pytest.mark.parametrize("steps", [None, 7])
+def test_evaluate_grouped_matches_one_batch_per_call(trained_dir, call_sizes, steps):
+    results = []
+    for group in (1, 4):
+        est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
+        results.append(est.evaluate(input_fn(), steps=steps, name=f"g{group}"))
+    single, grouped = results
+    assert set(single) == set(grouped) == {"accuracy", "host_auc", "host_mean_loss", "loss", "global_step"}
+    for key in single:
+        np.testing.assert_allclose(grouped[key], single[key], rtol=1e-6, err_msg=key)
+    batches = 13 if steps is None else 7
+    assert call_sizes[:batches] == [1] * batches
+    assert sum(call_sizes[batches:]) == batches and max(call_sizes[batches:]) == 4
+    # The loss is the mean of the per-batch losses, as tf.estimator computed it (the partial batch weighs one batch).
+    np.testing.assert_allclose(single["loss"], single["host_mean_loss"], rtol=1e-6)
+
+
+def test_evaluate_with_hooks_runs_one_batch_per_call(trained_dir, call_sizes):
+    calls = []
+
+    class Counter(bridge.SessionRunHook):
+        def after_run(self, run_context, run_values):
+            calls.append(1)
+
+    bridge.Estimator(model_fn, model_dir=trained_dir, config=config(32)).evaluate(input_fn(), hooks=[Counter()])
+    assert len(calls) == 13 and call_sizes == [1] * 13
+
+
+@pytest.mark.parametrize("single_examples", [True, False])
+def test_predict_grouped_matches_one_batch_per_call(trained_dir, call_sizes, single_examples):
+    outputs = []
+    for group in (1, 5):
+        est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
+        outputs.append(list(est.predict(input_fn(labels=False), yield_single_examples=single_examples)))
+    single, grouped = outputs
+    assert len(single) == len(grouped) == (203 if single_examples else 13)
+    for a, b in zip(single, grouped):
+        assert set(a) == set(b) == {"logits", "class", "batch_max"}
+        for key in a:
+            np.testing.assert_allclose(b[key], a[key], rtol=1e-6)
+    if not single_examples:
+        assert grouped[-1]["logits"].shape == (11, 2) and grouped[-1]["batch_max"].shape == ()
+    assert call_sizes == [1] * 13 + [5, 5, 3]
+
+
+def test_predict_is_lazy_per_group(trained_dir, call_sizes):
+    est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(4))
+    predictions = est.predict(input_fn(epochs=None, labels=False), predict_keys="class")
+    first = [next(predictions) for _ in range(3)]
+    assert [set(p) for p in first] == [{"class"}] * 3
+    predictions.close()
+    assert call_sizes == [4]
+
+
+def test_predict_of_unknown_rank_falls_back_to_one_batch_per_call(trained_dir, call_sizes):
+    def unknown_rank_model_fn(features, labels, mode):
+        spec = model_fn(features, labels, mode)
+        if mode != bridge.ModeKeys.PREDICT:
+            return spec
+        logits = spec.predictions["logits"]
+        unknown = tf.numpy_function(lambda a: a * 2, [logits], tf.float32)  # no static shape
+        return bridge.EstimatorSpec(mode, predictions={"twice": unknown})
+
+    est = bridge.Estimator(unknown_rank_model_fn, model_dir=trained_dir, config=config(32))
+    batches = list(est.predict(input_fn(labels=False), yield_single_examples=False))
+    assert len(batches) == 13 and batches[-1]["twice"].shape == (11, 2)
+    assert call_sizes == [1] * 13
+
+
+def test_max_steps_per_call_is_validated():
+    for bad in (0, -1, 2.0, True, None):
+        with pytest.raises(ValueError, match="max_steps_per_call"):
+            bridge.RunConfig(max_steps_per_call=bad)
+    assert bridge.RunConfig().max_steps_per_call == 32
+    assert bridge.RunConfig().replace(max_steps_per_call=1).max_steps_per_call == 1
