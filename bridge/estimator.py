@@ -659,6 +659,12 @@ def _filter_predictions(predictions: Any, predict_keys: Any) -> Any:
 
 
 def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
+    for key, value in batch.items():
+        if np.ndim(value) == 0:
+            raise ValueError(
+                f"Prediction '{key}' is a scalar per batch, so it cannot be split into examples. "
+                "Give it a batch dimension, or predict with yield_single_examples=False."
+            )
     sizes = {key: value.shape[0] for key, value in batch.items()}
     first = next(iter(batch))
     for key, size in sizes.items():
