@@ -121,9 +121,13 @@ def worker_bridge(plan: dict) -> dict:
     results: dict = {"system": "bridge", "batch": batch, "import_s": import_s,
                      "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
     s, l = plan["train"]
-    for ipl in (1, 32):
-        est = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config(iterations_per_loop=ipl, **nockpt))
-        results[f"train_ipl{ipl}"] = measure(train_call(est, s), train_call(est, l), plan["pairs"])
+    # train_ipl1: one step per traced call (max_steps_per_call=1), as tf.estimator's one Session.run
+    # per step; train_grouped: the default, grouping steps where no hook can tell; train_ipl32:
+    # iterations_per_loop=32 (hooks once per 32 steps).
+    variants = {"train_ipl1": {"max_steps_per_call": 1}, "train_grouped": {}, "train_ipl32": {"iterations_per_loop": 32}}
+    for key, extra in variants.items():
+        est = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config(**extra, **nockpt))
+        results[key] = measure(train_call(est, s), train_call(est, l), plan["pairs"])
 
     est = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config())
     short = train_call(est, s)
@@ -132,11 +136,15 @@ def worker_bridge(plan: dict) -> dict:
     s, l = plan["eval"]
     last_eval: dict = {}
 
-    def eval_call(steps):
+    one_per_call = bridge.Estimator(model_fn, model_dir=est.model_dir, config=config(max_steps_per_call=1))
+
+    def eval_call(steps, estimator=est):
         def run():
-            last_eval.update(est.evaluate(lambda: _dataset(tf, x, y, batch), steps=steps))
+            last_eval.update(estimator.evaluate(lambda: _dataset(tf, x, y, batch), steps=steps))
 
         return run
+
+    results["evaluate_1"] = measure(eval_call(s, one_per_call), eval_call(l, one_per_call), plan["pairs"])
 
     results["evaluate"] = measure(eval_call(s), eval_call(l), plan["pairs"])
     results["eval_result"] = {k: float(v) for k, v in last_eval.items()}
@@ -162,24 +170,30 @@ def worker_bridge(plan: dict) -> dict:
 
     s, l = plan["predict"]
 
-    def predict_call(steps, single):
+    def predict_call(steps, single, estimator=est):
         def input_fn():
             return _dataset(tf, x, None, batch, steps)
 
         def run():
             if single:
                 count = 0
-                for _ in est.predict(input_fn):
+                for _ in estimator.predict(input_fn):
                     count += 1
                 assert count == steps * batch, count
             else:
-                logits = np.concatenate([p["logits"] for p in est.predict(input_fn, yield_single_examples=False)])
+                logits = np.concatenate([p["logits"] for p in estimator.predict(input_fn, yield_single_examples=False)])
                 assert logits.shape == (steps * batch, CLASSES), logits.shape
 
         return run
 
     results["predict_batch"] = measure(predict_call(s, False), predict_call(l, False), plan["pairs"])
     results["predict_single"] = measure(predict_call(s, True), predict_call(l, True), plan["pairs"])
+    results["predict_batch_1"] = measure(
+        predict_call(s, False, one_per_call), predict_call(l, False, one_per_call), plan["pairs"]
+    )
+    results["predict_single_1"] = measure(
+        predict_call(s, True, one_per_call), predict_call(l, True, one_per_call), plan["pairs"]
+    )
     return results
 
 
@@ -336,8 +350,9 @@ def pair_rates(entry: dict, steps: list) -> list[float]:
 
 def summarise(runs: list[dict], plans: dict) -> dict:
     """{(system, batch, measurement): {"rate": median steps/s, "fixed": s, "round_rates": [...], ...}}"""
-    steps_of = {"train_ipl1": "train", "train_ipl32": "train", "evaluate": "eval",
-                "evaluate_bridge_metrics": "eval", "predict_batch": "predict", "predict_single": "predict"}
+    steps_of = {"train_ipl1": "train", "train_grouped": "train", "train_ipl32": "train", "evaluate": "eval",
+                "evaluate_1": "eval", "evaluate_bridge_metrics": "eval", "predict_batch": "predict",
+                "predict_single": "predict", "predict_batch_1": "predict", "predict_single_1": "predict"}
     grouped: dict = {}
     for run in runs:
         if "error" in run:
@@ -360,7 +375,7 @@ def summarise(runs: list[dict], plans: dict) -> dict:
     out = {}
     for (system, batch, key), slot in grouped.items():
         if key == "train_default":
-            base = out.get((system, batch, "train_ipl1"))
+            base = out.get((system, batch, "train_grouped")) or out.get((system, batch, "train_ipl1"))
             rate = base["rate"] if base else None
             s = plans[batch]["train"][0]
             out[(system, batch, key)] = {
@@ -404,13 +419,19 @@ def _fmt_ratio(a, b, rng):
 
 
 ROWS_TABLE = [
-    # label, bridge key, legacy key, keras key
+    # label, bridge key, legacy key, keras key. "1 step/call" rows force bridge to one traced call
+    # per step or batch (max_steps_per_call=1); "default" rows are what a user gets without
+    # settings: steps grouped per call where no hook can tell (legacy and Keras: their defaults).
     ("train, 1 step/call", "train_ipl1", "train_ipl1", "train_ipl1"),
+    ("train, default (grouped steps)", "train_grouped", "train_ipl1", "train_ipl1"),
     ("train, 32 steps/call (iterations_per_loop / steps_per_execution; legacy: 1)", "train_ipl32", "train_ipl1", "train_ipl32"),
-    ("evaluate, accuracy (keras.metrics object)", "evaluate", "evaluate", "evaluate"),
-    ("evaluate, accuracy (bridge.metrics)", "evaluate_bridge_metrics", "evaluate", "evaluate"),
-    ("predict, batch yield", "predict_batch", "predict_batch", "predict_batch"),
-    ("predict, per-example yield", "predict_single", "predict_single", None),
+    ("evaluate, accuracy (keras.metrics object), 1 batch/call", "evaluate_1", "evaluate", "evaluate"),
+    ("evaluate, accuracy (keras.metrics object), default", "evaluate", "evaluate", "evaluate"),
+    ("evaluate, accuracy (bridge.metrics), default", "evaluate_bridge_metrics", "evaluate", "evaluate"),
+    ("predict, batch yield, 1 batch/call", "predict_batch_1", "predict_batch", "predict_batch"),
+    ("predict, batch yield, default", "predict_batch", "predict_batch", "predict_batch"),
+    ("predict, per-example yield, 1 batch/call", "predict_single_1", "predict_single", None),
+    ("predict, per-example yield, default", "predict_single", "predict_single", None),
 ]
 
 
@@ -450,10 +471,14 @@ def report(summary: dict, batches: list[int], have_legacy: bool) -> tuple[str, l
     lines.append("| call | B | bridge fixed s | legacy fixed s | bridge first call s | legacy first call s |")
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for batch in batches:
-        for label, key in (("train, default config", "train_default"), ("train, no checkpoints", "train_ipl1"),
-                           ("evaluate", "evaluate"), ("predict (batch yield)", "predict_batch")):
+        for label, key, legacy_key in (
+            ("train, default config", "train_default", "train_default"),
+            ("train, no checkpoints", "train_grouped", "train_ipl1"),
+            ("evaluate", "evaluate", "evaluate"),
+            ("predict (batch yield)", "predict_batch", "predict_batch"),
+        ):
             b = summary.get(("bridge", batch, key))
-            lg = summary.get(("legacy", batch, key))
+            lg = summary.get(("legacy", batch, legacy_key))
             if b is None:
                 continue
             lines.append(f"| {label} | {batch} | {_fmt(b['fixed'], 3)} | {_fmt(lg and lg['fixed'], 3)} | "
