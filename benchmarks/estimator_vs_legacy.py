@@ -52,12 +52,18 @@ ROWS = 65536
 def make_plan(batch: int, quick: bool, pairs: int) -> dict:
     if batch <= 256:
         train, ev, pred = [32, 416], [8, 640], [8, 640]
+        train_g, ev_g, pred_g = [128, 640], [128, 896], [128, 896]
     else:
         train, ev, pred = [32, 128], [8, 168], [8, 168]
+        train_g, ev_g, pred_g = [128, 256], [128, 296], [128, 296]
     if quick:
         train = [train[0], max(train[0] + 64, train[1] // 2 // 32 * 32)]
         ev, pred = [8, ev[1] // 2], [8, pred[1] // 2]
-    return {"rows": ROWS, "batch": batch, "pairs": pairs, "threads": 2, "train": train, "eval": ev, "predict": pred}
+        train_g, ev_g, pred_g = ([x[0], (x[0] + x[1]) // 2] for x in (train_g, ev_g, pred_g))
+    # bridge groups steps only in calls of at least 4 x max_steps_per_call = 128 steps: its
+    # "default" rows (grouped) use the *_g plans, whose short calls are that long.
+    return {"rows": ROWS, "batch": batch, "pairs": pairs, "threads": 2, "train": train, "eval": ev, "predict": pred,
+            "train_g": train_g, "eval_g": ev_g, "predict_g": pred_g}
 
 
 # ------------------------------------------------------------------------------------------
@@ -127,7 +133,8 @@ def worker_bridge(plan: dict) -> dict:
     variants = {"train_ipl1": {"max_steps_per_call": 1}, "train_grouped": {}, "train_ipl32": {"iterations_per_loop": 32}}
     for key, extra in variants.items():
         est = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config(**extra, **nockpt))
-        results[key] = measure(train_call(est, s), train_call(est, l), plan["pairs"])
+        s_, l_ = plan["train_g"] if key == "train_grouped" else (s, l)
+        results[key] = measure(train_call(est, s_), train_call(est, l_), plan["pairs"])
 
     est = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config())
     short = train_call(est, s)
@@ -146,7 +153,7 @@ def worker_bridge(plan: dict) -> dict:
 
     results["evaluate_1"] = measure(eval_call(s, one_per_call), eval_call(l, one_per_call), plan["pairs"])
 
-    results["evaluate"] = measure(eval_call(s), eval_call(l), plan["pairs"])
+    results["evaluate"] = measure(eval_call(plan["eval_g"][0]), eval_call(plan["eval_g"][1]), plan["pairs"])
     results["eval_result"] = {k: float(v) for k, v in last_eval.items()}
 
     # bridge.metrics.accuracy (host C++ engine), when the extension is built.
@@ -162,7 +169,9 @@ def worker_bridge(plan: dict) -> dict:
         metric_kind["value"] = "bridge"
         last_eval.clear()
         try:
-            results["evaluate_bridge_metrics"] = measure(eval_call(s), eval_call(l), plan["pairs"])
+            results["evaluate_bridge_metrics"] = measure(
+                eval_call(plan["eval_g"][0]), eval_call(plan["eval_g"][1]), plan["pairs"]
+            )
             results["eval_result_bridge_metrics"] = {k: float(v) for k, v in last_eval.items()}
         except Exception as error:  # noqa: BLE001
             results["evaluate_bridge_metrics_error"] = f"{type(error).__name__}: {str(error)[:300]}"
@@ -186,8 +195,9 @@ def worker_bridge(plan: dict) -> dict:
 
         return run
 
-    results["predict_batch"] = measure(predict_call(s, False), predict_call(l, False), plan["pairs"])
-    results["predict_single"] = measure(predict_call(s, True), predict_call(l, True), plan["pairs"])
+    s_g, l_g = plan["predict_g"]
+    results["predict_batch"] = measure(predict_call(s_g, False), predict_call(l_g, False), plan["pairs"])
+    results["predict_single"] = measure(predict_call(s_g, True), predict_call(l_g, True), plan["pairs"])
     results["predict_batch_1"] = measure(
         predict_call(s, False, one_per_call), predict_call(l, False, one_per_call), plan["pairs"]
     )
@@ -353,12 +363,16 @@ def summarise(runs: list[dict], plans: dict) -> dict:
     steps_of = {"train_ipl1": "train", "train_grouped": "train", "train_ipl32": "train", "evaluate": "eval",
                 "evaluate_1": "eval", "evaluate_bridge_metrics": "eval", "predict_batch": "predict",
                 "predict_single": "predict", "predict_batch_1": "predict", "predict_single_1": "predict"}
+    grouped_plan = {"train_grouped": "train_g", "evaluate": "eval_g", "evaluate_bridge_metrics": "eval_g",
+                    "predict_batch": "predict_g", "predict_single": "predict_g"}
     grouped: dict = {}
     for run in runs:
         if "error" in run:
             continue
         batch = run["batch"]
         for key, kind in steps_of.items():
+            if run["system"] == "bridge":
+                kind = grouped_plan.get(key, kind)
             if key in run:
                 slot = grouped.setdefault((run["system"], batch, key), {"rates": [], "round_rates": [], "shorts": [], "firsts": [], "cpu": []})
                 rates = pair_rates(run[key], plans[batch][kind])
@@ -375,7 +389,7 @@ def summarise(runs: list[dict], plans: dict) -> dict:
     out = {}
     for (system, batch, key), slot in grouped.items():
         if key == "train_default":
-            base = out.get((system, batch, "train_grouped")) or out.get((system, batch, "train_ipl1"))
+            base = out.get((system, batch, "train_ipl1"))  # a 32-step call: one step per call
             rate = base["rate"] if base else None
             s = plans[batch]["train"][0]
             out[(system, batch, key)] = {
@@ -385,7 +399,8 @@ def summarise(runs: list[dict], plans: dict) -> dict:
             }
             continue
         rate = _median(slot["rates"])
-        s = plans[batch][steps_of[key]][0]
+        kind = grouped_plan.get(key, steps_of[key]) if system == "bridge" else steps_of[key]
+        s = plans[batch][kind][0]
         fixed = [t - s / rate for t in slot["shorts"]] if rate else []
         out[(system, batch, key)] = {
             "rate": rate, "rate_range": (min(slot["rates"]), max(slot["rates"])) if slot["rates"] else None,
@@ -420,8 +435,9 @@ def _fmt_ratio(a, b, rng):
 
 ROWS_TABLE = [
     # label, bridge key, legacy key, keras key. "1 step/call" rows force bridge to one traced call
-    # per step or batch (max_steps_per_call=1); "default" rows are what a user gets without
-    # settings: steps grouped per call where no hook can tell (legacy and Keras: their defaults).
+    # per step or batch (max_steps_per_call=1), which is also its default for calls under 128
+    # steps; "default" rows are calls of 128 steps or more, where bridge groups steps (no hook can
+    # tell). Legacy and Keras run their defaults in every row.
     ("train, 1 step/call", "train_ipl1", "train_ipl1", "train_ipl1"),
     ("train, default (grouped steps)", "train_grouped", "train_ipl1", "train_ipl1"),
     ("train, 32 steps/call (iterations_per_loop / steps_per_execution; legacy: 1)", "train_ipl32", "train_ipl1", "train_ipl32"),
@@ -465,17 +481,21 @@ def report(summary: dict, batches: list[int], have_legacy: bool) -> tuple[str, l
                 elif bkey != "evaluate_bridge_metrics":
                     targets.append(f"{bkey} ≥ 1.0x legacy at B={batch}: {ratio:.2f} {'MET' if ratio >= 1.0 else 'MISSED'}")
     lines.append("")
-    lines.append("Fixed cost per call with the default RunConfig (checkpoint at start and end, summaries), "
-                 "t_short − S/steady; and the first call of a new Estimator in a warm process:")
+    lines.append("Fixed cost per call, t_short − S/steady (S: the short call's steps; legacy's short calls are "
+                 "32 train steps or 8 batches in every row), and the first call of a new Estimator in a warm "
+                 "process. \"default config\" checkpoints at start and end and writes summaries:")
     lines.append("")
     lines.append("| call | B | bridge fixed s | legacy fixed s | bridge first call s | legacy first call s |")
     lines.append("| --- | ---: | ---: | ---: | ---: | ---: |")
     for batch in batches:
         for label, key, legacy_key in (
-            ("train, default config", "train_default", "train_default"),
-            ("train, no checkpoints", "train_grouped", "train_ipl1"),
-            ("evaluate", "evaluate", "evaluate"),
-            ("predict (batch yield)", "predict_batch", "predict_batch"),
+            ("train, default config, 32-step call", "train_default", "train_default"),
+            ("train, no checkpoints, 32-step call", "train_ipl1", "train_ipl1"),
+            ("train, no checkpoints, long call (grouped)", "train_grouped", "train_ipl1"),
+            ("evaluate, 8-batch call", "evaluate_1", "evaluate"),
+            ("evaluate, long call (grouped)", "evaluate", "evaluate"),
+            ("predict (batch yield), 8-batch call", "predict_batch_1", "predict_batch"),
+            ("predict (batch yield), long call (grouped)", "predict_batch", "predict_batch"),
         ):
             b = summary.get(("bridge", batch, key))
             lg = summary.get(("legacy", batch, legacy_key))

@@ -76,14 +76,20 @@ def _stash_variable(initial_value: Callable[[], Any], shape: Any = None) -> tf.V
 
 def _concat_list(variable: tf.Variable, done: tf.Tensor) -> list[tf.Tensor]:
     """A collected output's values of this call, concatenated, and each step's leading size."""
-    dtype = variable._bridge_element_dtype
+    dtype, shape = variable._bridge_element_dtype, variable._bridge_element_shape
+    static = None not in shape[1:]
 
     def concat():
         values, lengths = gen_list_ops.tensor_list_concat_v2(
-            variable.read_value(), element_shape=-1, leading_dims=tf.zeros([0], tf.int64), element_dtype=dtype
+            variable.read_value(),
+            element_shape=shape if static else -1,
+            leading_dims=tf.zeros([0], tf.int64),
+            element_dtype=dtype,
         )
         return values, lengths
 
+    if static:  # an empty list concatenates to shape [0, ...] by itself
+        return list(concat())
     return list(tf.cond(done > 0, concat, lambda: (tf.zeros([0], dtype), tf.zeros([0], tf.int64))))
 
 
@@ -292,8 +298,8 @@ class TracedStep:
 
         The loop cannot carry the outputs as loop variables: their types are known only once
         model_fn is traced, inside the loop body. The last step's values go to "stash" variables
-        instead, and collected outputs to TensorList variables, one per output, that restart
-        at the first step of each call.
+        instead, and collected outputs to TensorList variables, one per output, emptied at the
+        end of each call.
         """
         stash: dict[int, tf.Variable] = {}
         lists: dict[int, tf.Variable] = {}
@@ -320,9 +326,8 @@ class TracedStep:
                 tensor = flat[index]
                 if index in self._scalar_collected:
                     tensor = tf.reshape(tensor, [1])
-                empty = list_ops.empty_tensor_list(None, tensor.dtype)
-                current = tf.cond(tf.equal(done, 0), lambda: empty, variable.read_value)
-                writes.append(variable.assign(list_ops.tensor_list_push_back(current, tensor)))
+                variable._bridge_element_shape = [-1] + tensor.shape.as_list()[1:]
+                writes.append(variable.assign(list_ops.tensor_list_push_back(variable.read_value(), tensor)))
             with tf.control_dependencies(writes):
                 loss = tf.cast(flat[0], tf.float64) if self._sum_loss else tf.constant(0.0, tf.float64)
                 go_on = tf.constant(True)
@@ -353,6 +358,10 @@ class TracedStep:
                     results.append(stash[index].read_value())
                     continue
                 results.extend(_concat_list(lists[index], done))
+        # Empty the lists for the next call once they are read (ordered after the reads by the
+        # automatic control dependencies on each list variable).
+        for variable in lists.values():
+            variable.assign(list_ops.empty_tensor_list(None, variable._bridge_element_dtype))
         return results
 
     def close(self) -> None:

@@ -49,6 +49,9 @@ logger = logging.getLogger("bridge")
 
 _MODEL_FN_ARGS = {"features", "labels", "mode", "params", "config", "self"}
 
+# A call groups steps only when it may run at least this many groups (see _groups_steps).
+GROUPING_MIN_CALLS = 4
+
 
 def _verify_model_fn_args(model_fn: Callable, params: Any) -> None:
     args = set(fn_args(model_fn))
@@ -358,7 +361,10 @@ class Estimator:
             return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
 
         iterations = config.iterations_per_loop
-        if self._groups_steps(strategy) and groupable(user_hooks):
+        limit = steps
+        if max_steps is not None:
+            limit = max_steps - _checkpoints.read_global_step(self.latest_checkpoint())
+        if self._groups_steps(strategy, dataset, limit) and groupable(user_hooks):
             iterations = config.max_steps_per_call
         step = TracedStep(
             store, iterator, body, iterations=iterations, strategy=strategy, stop_if_loss_not_finite=True
@@ -371,10 +377,22 @@ class Estimator:
             if summary_writer is not None:
                 summary_writer.close()
 
-    def _groups_steps(self, strategy: Any) -> bool:
-        """Whether this call may group steps into one traced call (``RunConfig.max_steps_per_call``)."""
+    def _groups_steps(self, strategy: Any, dataset: Any, limit: int | None) -> bool:
+        """Whether this call groups steps into traced calls (``RunConfig.max_steps_per_call``).
+
+        A call known to run fewer than ``GROUPING_MIN_CALLS`` groups' worth of steps (``limit``,
+        or the dataset's known cardinality) runs one step per call: tracing model_fn inside the
+        loop costs tens of milliseconds more (trace, graph optimisation of the control flow),
+        which a short call does not earn back.
+        """
         config = self._config
-        return config.max_steps_per_call > 1 and config.iterations_per_loop == 1 and strategy is None
+        if config.max_steps_per_call == 1 or config.iterations_per_loop > 1 or strategy is not None:
+            return False
+        known = [] if limit is None else [limit]
+        cardinality = int(dataset.cardinality()) if isinstance(dataset, tf.data.Dataset) else -2
+        if cardinality >= 0:  # -1: infinite, -2: unknown
+            known.append(cardinality)
+        return not known or min(known) >= GROUPING_MIN_CALLS * config.max_steps_per_call
 
     def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners) -> float | None:
         checkpoint = self.latest_checkpoint()
@@ -471,7 +489,7 @@ class Estimator:
 
         is_host_input = lambda name: name.startswith("host/")  # noqa: E731
         try:
-            if self._groups_steps(strategy) and not user_hooks:
+            if self._groups_steps(strategy, data.dataset, steps) and not user_hooks:
                 step = TracedStep(
                     store, iterator, body, iterations=self._config.max_steps_per_call, collect=is_host_input, sum_loss=True
                 )
@@ -573,7 +591,8 @@ class Estimator:
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
         collect_all = lambda name: True  # noqa: E731
-        iterations = self._config.max_steps_per_call if self._groups_steps(None) and not user_hooks else 1
+        grouped = self._groups_steps(None, data.dataset, None) and not user_hooks
+        iterations = self._config.max_steps_per_call if grouped else 1
         try:
             step = TracedStep(store, iterator, body, iterations=iterations, collect=collect_all)
         except CannotGroup:

@@ -1,9 +1,9 @@
 """Grouped steps (``RunConfig.max_steps_per_call``): several steps or batches per traced call,
 with exactly the results, logs, summaries and checkpoints of one step per call.
 
-Every test compares a run that groups (the default, or a small group to force many call
-boundaries) with the same run at ``max_steps_per_call=1``, which is tf.estimator's one
-Session.run per step.
+Every test compares a run that groups (a small group, to force many call boundaries on
+small data) with the same run at ``max_steps_per_call=1``, which is tf.estimator's one
+Session.run per step. A call groups only when it may run at least 4 groups' worth of steps.
 """
 
 from __future__ import annotations
@@ -131,15 +131,27 @@ def test_train_grouped_matches_one_step_per_call(tmp_path, caplog, call_sizes):
 
 
 def test_train_max_steps_and_input_exhaustion_end_on_the_same_step(tmp_path, call_sizes):
-    for group in (1, 32):
+    for group in (1, 4):
         est = bridge.Estimator(model_fn, model_dir=str(tmp_path / f"g{group}"), config=config(group))
         est.train(input_fn(epochs=1), max_steps=100)  # 13 batches: input runs out first
         assert global_step_of(est) == 13
-        est.train(input_fn(epochs=None), max_steps=40)
+        est.train(input_fn(epochs=None, batch=20), max_steps=40)
         assert global_step_of(est) == 40
-    # After the first step of a call (which the step counter and logging hooks see alone), the
-    # remaining 26 of the 27 steps to max_steps=40 run in one call.
-    assert max(call_sizes) == 26
+    single, grouped = call_sizes[:13 + 27], call_sizes[13 + 27:]
+    assert single == [1] * 40
+    # The first call (13 batches) is too short to group; the second groups by 4 (the step
+    # counter and logging hooks see its first step alone).
+    assert grouped[:14] == [1] * 14 and sum(grouped) == 40 and max(grouped) == 4
+
+
+def test_short_calls_run_one_step_per_call(tmp_path, call_sizes):
+    est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=bridge.RunConfig())
+    est.train(input_fn(epochs=None), steps=100)  # fewer than 4 x 32 steps
+    est.evaluate(input_fn())  # 13 batches
+    list(est.predict(input_fn(labels=False), predict_keys="class"))
+    assert call_sizes == [1] * (100 + 13 + 13)
+    est.train(input_fn(epochs=None), steps=200)
+    assert max(call_sizes[126:]) == 32 and sum(call_sizes[126:]) == 200
 
 
 def test_a_user_hook_gets_every_step(tmp_path, call_sizes):
@@ -172,9 +184,9 @@ def test_a_model_fn_training_hook_gets_every_step(tmp_path, call_sizes):
         spec = model_fn(features, labels, mode)
         return spec._replace(training_hooks=[Recorder()])
 
-    est = bridge.Estimator(hooked_model_fn, model_dir=str(tmp_path), config=config(32))
-    est.train(input_fn(epochs=None), steps=7)
-    assert len(seen) == 7 and call_sizes == [1] * 7
+    est = bridge.Estimator(hooked_model_fn, model_dir=str(tmp_path), config=config(3))
+    est.train(input_fn(epochs=None), steps=12)
+    assert len(seen) == 12 and call_sizes == [1] * 12
 
 
 def test_nan_loss_stops_a_grouped_call_at_its_step(tmp_path):
@@ -186,7 +198,7 @@ def test_nan_loss_stops_a_grouped_call_at_its_step(tmp_path):
             loss = tf.identity(loss)
         return spec._replace(loss=loss)
 
-    est = bridge.Estimator(nan_model_fn, model_dir=str(tmp_path), config=config(32))
+    est = bridge.Estimator(nan_model_fn, model_dir=str(tmp_path), config=config(4))
     with pytest.raises(bridge.NanLossDuringTrainingError):
         est.train(input_fn(epochs=None), steps=20)
     assert checkpoint_steps(str(tmp_path)) == [0]  # the NaN weights were never saved
@@ -203,11 +215,11 @@ def test_checkpoint_keys_do_not_depend_on_grouping(tmp_path):
         return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
     names = []
-    for group, loops in ((1, 1), (32, 1), (1, 4)):
+    for group, loops in ((1, 1), (2, 1), (1, 4)):
         est = bridge.Estimator(
             v1_model_fn, model_dir=str(tmp_path / f"{group}-{loops}"), config=config(group, iterations_per_loop=loops)
         )
-        names.append(est.train(input_fn(), steps=5).get_variable_names())
+        names.append(est.train(input_fn(), steps=8).get_variable_names())
     assert names[0] == names[1] == names[2]
     assert "scoped/dense/kernel/Adam" in names[0] and "beta1_power" in names[0]
 
@@ -219,19 +231,19 @@ def trained_dir(tmp_path):
     return model_dir
 
 
-@pytest.mark.parametrize("steps", [None, 7])
+@pytest.mark.parametrize("steps", [None, 12])
 def test_evaluate_grouped_matches_one_batch_per_call(trained_dir, call_sizes, steps):
     results = []
-    for group in (1, 4):
+    for group in (1, 3):
         est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
         results.append(est.evaluate(input_fn(), steps=steps, name=f"g{group}"))
     single, grouped = results
     assert set(single) == set(grouped) == {"accuracy", "host_auc", "host_mean_loss", "loss", "global_step"}
     for key in single:
         np.testing.assert_allclose(grouped[key], single[key], rtol=1e-6, err_msg=key)
-    batches = 13 if steps is None else 7
+    batches = 13 if steps is None else 12
     assert call_sizes[:batches] == [1] * batches
-    assert sum(call_sizes[batches:]) == batches and max(call_sizes[batches:]) == 4
+    assert sum(call_sizes[batches:]) == batches and max(call_sizes[batches:]) == 3
     # The loss is the mean of the per-batch losses, as tf.estimator computed it (the partial batch weighs one batch).
     np.testing.assert_allclose(single["loss"], single["host_mean_loss"], rtol=1e-6)
 
@@ -251,7 +263,7 @@ def test_evaluate_with_hooks_runs_one_batch_per_call(trained_dir, call_sizes):
 def test_predict_grouped_matches_one_batch_per_call(trained_dir, call_sizes, single_examples):
     outputs = []
     keys = ["logits", "class"] if single_examples else None  # batch_max has no example dimension
-    for group in (1, 5):
+    for group in (1, 3):
         est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
         outputs.append(list(est.predict(input_fn(labels=False), keys, yield_single_examples=single_examples)))
     single, grouped = outputs
@@ -262,7 +274,7 @@ def test_predict_grouped_matches_one_batch_per_call(trained_dir, call_sizes, sin
             np.testing.assert_allclose(b[key], a[key], rtol=1e-6)
     if not single_examples:
         assert grouped[-1]["logits"].shape == (11, 2) and grouped[-1]["batch_max"].shape == ()
-    assert call_sizes == [1] * 13 + [5, 5, 3]
+    assert call_sizes == [1] * 13 + [3, 3, 3, 3, 1]
 
 
 def test_a_scalar_prediction_cannot_be_split_into_examples(trained_dir):
@@ -289,7 +301,7 @@ def test_predict_of_unknown_rank_falls_back_to_one_batch_per_call(trained_dir, c
         unknown = tf.numpy_function(lambda a: a * 2, [logits], tf.float32)  # no static shape
         return bridge.EstimatorSpec(mode, predictions={"twice": unknown})
 
-    est = bridge.Estimator(unknown_rank_model_fn, model_dir=trained_dir, config=config(32))
+    est = bridge.Estimator(unknown_rank_model_fn, model_dir=trained_dir, config=config(3))
     batches = list(est.predict(input_fn(labels=False), yield_single_examples=False))
     assert len(batches) == 13 and batches[-1]["twice"].shape == (11, 2)
     assert call_sizes == [1] * 13
