@@ -199,6 +199,7 @@ class TracedStep:
         self._stop_if_loss_not_finite = stop_if_loss_not_finite
         self._positions: list[int] | None = None  # output index -> position in the call's flat result
         self._model_graph: Any = None  # the graph model_fn was traced in
+        self._num_outputs = 0  # named outputs plus the hooks' other fetches
         self._collected: list[int] = []  # positions of collected outputs
         self._scalar_collected: set[int] = set()  # ... of those, the scalars (sent as shape [1])
         # The iterator is an argument, not a capture: the function must not keep the input
@@ -272,7 +273,8 @@ class TracedStep:
             self._model_graph = tf.compat.v1.get_default_graph()
             self.spec, self.hooks = spec, list(hooks)
             self.output_names = list(outputs)
-        flat = [tf.convert_to_tensor(t) for t in outputs.values()]
+        values = list(outputs.values())
+        flat = [tf.convert_to_tensor(t) for t in values]
         seen: set[int] = set()
         for hook in hooks:
             hook.begin()
@@ -285,12 +287,20 @@ class TracedStep:
                 if id(item) in seen:
                     continue
                 seen.add(id(item))
+                existing = next((i for i, value in enumerate(values) if value is item), None)
+                if existing is not None:  # already an output (the loss, the global step)
+                    if first:
+                        self._fetch_index[id(item)] = existing
+                        self._fetched.append(item)
+                    continue
                 if first:
                     self._fetch_index[id(item)] = len(flat)
                     if item is getattr(spec, "loss", None):  # hooks see the loss every worker sees
                         self._loss_fetches.add(len(flat))
                     self._fetched.append(item)
                 flat.append(tf.identity(item))
+        if first:
+            self._num_outputs = len(flat)
         return flat
 
     def _trace_loop(self, body: Body, iterator: Any, n: tf.Tensor) -> list[tf.Tensor]:
@@ -441,7 +451,7 @@ class TracedStep:
         cache: dict[int, Any] = {}
         if self._positions is None:
             self._positions, offset = [], 0
-            for index in range(len(self.output_names) + len(self._fetch_index)):
+            for index in range(self._num_outputs):
                 self._positions.append(offset)
                 offset += 2 if (self._iterations > 1 and index in self._collected) else 1
         position = self._positions

@@ -127,22 +127,27 @@ def _apply_fused_adam(optimizer: Any, pairs: Sequence[tuple[Any, Any]]) -> bool:
     optimizer.build(variables)
     learning_rate = optimizer._get_current_learning_rate()  # pylint: disable=protected-access
     step = optimizer.iterations + 1
+    scalars: dict[Any, dict[str, tf.Tensor]] = {}  # per dtype, computed once for all variables
     for gradient, variable in pairs:
         dtype = variable.dtype
+        if dtype not in scalars:
+            local_step = tf.cast(step, dtype)
+            beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
+            scalars[dtype] = dict(
+                beta1_power=tf.pow(beta_1, local_step),
+                beta2_power=tf.pow(beta_2, local_step),
+                lr=tf.cast(learning_rate, dtype),
+                beta1=beta_1,
+                beta2=beta_2,
+                epsilon=tf.cast(optimizer.epsilon, dtype),
+            )
         index = optimizer._get_variable_index(variable)  # pylint: disable=protected-access
-        local_step = tf.cast(step, dtype)
-        beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,
             m=optimizer._momentums[index].value.handle,  # pylint: disable=protected-access
             v=optimizer._velocities[index].value.handle,  # pylint: disable=protected-access
-            beta1_power=tf.pow(beta_1, local_step),
-            beta2_power=tf.pow(beta_2, local_step),
-            lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1,
-            beta2=beta_2,
-            epsilon=tf.cast(optimizer.epsilon, dtype),
             grad=tf.cast(gradient, dtype),
+            **scalars[dtype],
         )
     optimizer.iterations.assign_add(1)
     return True
