@@ -52,15 +52,15 @@ ROWS = 65536
 def make_plan(batch: int, quick: bool, pairs: int) -> dict:
     if batch <= 256:
         train, ev, pred = [32, 416], [8, 640], [8, 640]
-        train_g, ev_g, pred_g = [128, 640], [128, 896], [128, 896]
+        train_g, ev_g, pred_g = [128, 640], [512, 1280], [512, 1280]
     else:
         train, ev, pred = [32, 128], [8, 168], [8, 168]
-        train_g, ev_g, pred_g = [128, 256], [128, 296], [128, 296]
+        train_g, ev_g, pred_g = [128, 256], [512, 768], [512, 768]
     if quick:
         train = [train[0], max(train[0] + 64, train[1] // 2 // 32 * 32)]
         ev, pred = [8, ev[1] // 2], [8, pred[1] // 2]
         train_g, ev_g, pred_g = ([x[0], (x[0] + x[1]) // 2] for x in (train_g, ev_g, pred_g))
-    # bridge groups steps only in calls of at least 4 x max_steps_per_call = 128 steps: its
+    # bridge groups steps only in calls of at least 128 training steps or 512 batches: its
     # "default" rows (grouped) use the *_g plans, whose short calls are that long.
     return {"rows": ROWS, "batch": batch, "pairs": pairs, "threads": 2, "train": train, "eval": ev, "predict": pred,
             "train_g": train_g, "eval_g": ev_g, "predict_g": pred_g}
@@ -436,15 +436,15 @@ def _fmt_ratio(a, b, rng):
 ROWS_TABLE = [
     # label, bridge key, legacy key, keras key. "1 step/call" rows force bridge to one traced call
     # per step or batch (max_steps_per_call=1), which is also its default for calls under 128
-    # steps; "default" rows are calls of 128 steps or more, where bridge groups steps (no hook can
-    # tell). Legacy and Keras run their defaults in every row.
-    ("train, 1 step/call", "train_ipl1", "train_ipl1", "train_ipl1"),
+    # training steps or 512 batches; "default" rows are calls at least that long, where bridge
+    # groups steps (no hook can tell). Legacy and Keras run their defaults in every row.
+    ("train, 1 step/call (default under 128 steps)", "train_ipl1", "train_ipl1", "train_ipl1"),
     ("train, default (grouped steps)", "train_grouped", "train_ipl1", "train_ipl1"),
     ("train, 32 steps/call (iterations_per_loop / steps_per_execution; legacy: 1)", "train_ipl32", "train_ipl1", "train_ipl32"),
-    ("evaluate, accuracy (keras.metrics object), 1 batch/call", "evaluate_1", "evaluate", "evaluate"),
+    ("evaluate, accuracy (keras.metrics object), 1 batch/call (default under 512 batches)", "evaluate_1", "evaluate", "evaluate"),
     ("evaluate, accuracy (keras.metrics object), default", "evaluate", "evaluate", "evaluate"),
     ("evaluate, accuracy (bridge.metrics), default", "evaluate_bridge_metrics", "evaluate", "evaluate"),
-    ("predict, batch yield, 1 batch/call", "predict_batch_1", "predict_batch", "predict_batch"),
+    ("predict, batch yield, 1 batch/call (default under 512 batches)", "predict_batch_1", "predict_batch", "predict_batch"),
     ("predict, batch yield, default", "predict_batch", "predict_batch", "predict_batch"),
     ("predict, per-example yield, 1 batch/call", "predict_single_1", "predict_single", None),
     ("predict, per-example yield, default", "predict_single", "predict_single", None),
@@ -507,7 +507,40 @@ def report(summary: dict, batches: list[int], have_legacy: bool) -> tuple[str, l
                 ok = b["fixed"] <= lg["fixed"]
                 targets.append(f"fixed cost {label} ≤ legacy at B={batch}: {b['fixed']:.3f} vs {lg['fixed']:.3f} s "
                                f"{'MET' if ok else 'MISSED'}")
+    lines += whole_call_table(summary, batches)
     return "\n".join(lines), targets
+
+
+# Which bridge measurement a default call of N steps gets: one step per call below the
+# grouping threshold (bridge.estimator.GROUPING_MIN_CALLS x 32), grouped from there.
+WHOLE_CALLS = [
+    # label, bridge key (short call), bridge key (long call), legacy key, threshold
+    ("train (no checkpoints)", "train_ipl1", "train_grouped", "train_ipl1", 128),
+    ("evaluate", "evaluate_1", "evaluate", "evaluate", 512),
+    ("predict (batch yield)", "predict_batch_1", "predict_batch", "predict_batch", 512),
+]
+
+
+def whole_call_table(summary: dict, batches: list[int]) -> list[str]:
+    """Seconds for a whole call of N steps with the defaults: fixed cost + N / steady rate."""
+    lines = ["", "Whole call, defaults (fixed + N / steady rate), bridge / legacy seconds and the speed-up:", "",
+             "| call | B | N=32 | N=128 | N=1000 |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, short_key, long_key, legacy_key, threshold in WHOLE_CALLS:
+        for batch in batches:
+            legacy = summary.get(("legacy", batch, legacy_key))
+            if not legacy or not legacy.get("rate"):
+                continue
+            cells = []
+            for n in (32, 128, 1000):
+                b = summary.get(("bridge", batch, short_key if n < threshold else long_key))
+                if not b or not b.get("rate") or b.get("fixed") is None or legacy.get("fixed") is None:
+                    cells.append("–")
+                    continue
+                t_bridge = b["fixed"] + n / b["rate"]
+                t_legacy = legacy["fixed"] + n / legacy["rate"]
+                cells.append(f"{t_bridge:.2f} / {t_legacy:.2f} ({t_legacy / t_bridge:.2f}x)")
+            lines.append(f"| {label} | {batch} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def main() -> None:

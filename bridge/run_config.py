@@ -549,7 +549,8 @@ class RunConfig:
             may fire up to one call late. 1 runs one step per call. Not used under a
             distribution strategy or with iterations_per_loop > 1, nor by a call known
             (from ``steps``/``max_steps`` or the dataset's cardinality) to run fewer than
-            4 x max_steps_per_call steps, which would not earn back the loop's longer trace.
+            4 x max_steps_per_call training steps or 16 x max_steps_per_call evaluate or
+            predict batches, which would not earn back the loop's longer trace.
           progress_bar: None shows a progress bar when stderr is a terminal;
             True/False force it on/off.
 

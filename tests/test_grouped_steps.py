@@ -3,7 +3,8 @@ with exactly the results, logs, summaries and checkpoints of one step per call.
 
 Every test compares a run that groups (a small group, to force many call boundaries on
 small data) with the same run at ``max_steps_per_call=1``, which is tf.estimator's one
-Session.run per step. A call groups only when it may run at least 4 groups' worth of steps.
+Session.run per step. A call groups only when it may run at least 4 groups of training steps
+or 16 groups of evaluate/predict batches; these use batches of 4 (51 batches, the last of 3).
 """
 
 from __future__ import annotations
@@ -147,11 +148,11 @@ def test_train_max_steps_and_input_exhaustion_end_on_the_same_step(tmp_path, cal
 def test_short_calls_run_one_step_per_call(tmp_path, call_sizes):
     est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=bridge.RunConfig())
     est.train(input_fn(epochs=None), steps=100)  # fewer than 4 x 32 steps
-    est.evaluate(input_fn())  # 13 batches
-    list(est.predict(input_fn(labels=False), predict_keys="class"))
-    assert call_sizes == [1] * (100 + 13 + 13)
+    est.evaluate(input_fn(epochs=9))  # 115 batches: fewer than 16 x 32
+    list(est.predict(input_fn(labels=False), predict_keys="class"))  # 13 batches
+    assert call_sizes == [1] * (100 + 115 + 13)
     est.train(input_fn(epochs=None), steps=200)
-    assert max(call_sizes[126:]) == 32 and sum(call_sizes[126:]) == 200
+    assert max(call_sizes[228:]) == 32 and sum(call_sizes[228:]) == 200
 
 
 def test_a_user_hook_gets_every_step(tmp_path, call_sizes):
@@ -231,19 +232,19 @@ def trained_dir(tmp_path):
     return model_dir
 
 
-@pytest.mark.parametrize("steps", [None, 12])
+@pytest.mark.parametrize("steps", [None, 35])
 def test_evaluate_grouped_matches_one_batch_per_call(trained_dir, call_sizes, steps):
     results = []
-    for group in (1, 3):
+    for group in (1, 2):
         est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
-        results.append(est.evaluate(input_fn(), steps=steps, name=f"g{group}"))
+        results.append(est.evaluate(input_fn(batch=4), steps=steps, name=f"g{group}"))
     single, grouped = results
     assert set(single) == set(grouped) == {"accuracy", "host_auc", "host_mean_loss", "loss", "global_step"}
     for key in single:
         np.testing.assert_allclose(grouped[key], single[key], rtol=1e-6, err_msg=key)
-    batches = 13 if steps is None else 12
+    batches = 51 if steps is None else 35
     assert call_sizes[:batches] == [1] * batches
-    assert sum(call_sizes[batches:]) == batches and max(call_sizes[batches:]) == 3
+    assert call_sizes[batches:] == [2] * (batches // 2) + [1]
     # The loss is the mean of the per-batch losses, as tf.estimator computed it (the partial batch weighs one batch).
     np.testing.assert_allclose(single["loss"], single["host_mean_loss"], rtol=1e-6)
 
@@ -265,16 +266,16 @@ def test_predict_grouped_matches_one_batch_per_call(trained_dir, call_sizes, sin
     keys = ["logits", "class"] if single_examples else None  # batch_max has no example dimension
     for group in (1, 3):
         est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
-        outputs.append(list(est.predict(input_fn(labels=False), keys, yield_single_examples=single_examples)))
+        outputs.append(list(est.predict(input_fn(batch=4, labels=False), keys, yield_single_examples=single_examples)))
     single, grouped = outputs
-    assert len(single) == len(grouped) == (203 if single_examples else 13)
+    assert len(single) == len(grouped) == (203 if single_examples else 51)
     for a, b in zip(single, grouped):
         assert set(a) == set(b) == set(keys or ["logits", "class", "batch_max"])
         for key in a:
             np.testing.assert_allclose(b[key], a[key], rtol=1e-6)
     if not single_examples:
-        assert grouped[-1]["logits"].shape == (11, 2) and grouped[-1]["batch_max"].shape == ()
-    assert call_sizes == [1] * 13 + [3, 3, 3, 3, 1]
+        assert grouped[-1]["logits"].shape == (3, 2) and grouped[-1]["batch_max"].shape == ()
+    assert call_sizes == [1] * 51 + [3] * 17
 
 
 def test_a_scalar_prediction_cannot_be_split_into_examples(trained_dir):
@@ -302,9 +303,9 @@ def test_predict_of_unknown_rank_falls_back_to_one_batch_per_call(trained_dir, c
         return bridge.EstimatorSpec(mode, predictions={"twice": unknown})
 
     est = bridge.Estimator(unknown_rank_model_fn, model_dir=trained_dir, config=config(3))
-    batches = list(est.predict(input_fn(labels=False), yield_single_examples=False))
-    assert len(batches) == 13 and batches[-1]["twice"].shape == (11, 2)
-    assert call_sizes == [1] * 13
+    batches = list(est.predict(input_fn(batch=4, labels=False), yield_single_examples=False))
+    assert len(batches) == 51 and batches[-1]["twice"].shape == (3, 2)
+    assert call_sizes == [1] * 51
 
 
 def test_max_steps_per_call_is_validated():
