@@ -151,9 +151,12 @@ def measure_bridge(batch: int, steps: int, rounds: int) -> dict[str, list[float]
         return run
 
     def train_per_step(est, n):
-        """Steady ms/step of ``est.train``: (long - short) call pair removes the fixed cost."""
-        short = per_step(estimator_train(est), 16) * 16
-        long = per_step(estimator_train(est), n + 16) * (n + 16)
+        """Steady ms/step of ``est.train``: (long - short) call pair removes the fixed cost.
+
+        The short call runs 128 steps, so that the default configuration groups both calls.
+        """
+        short = per_step(estimator_train(est), 128) * 128
+        long = per_step(estimator_train(est), n + 128) * (n + 128)
         return (long - short) / n
 
     def flat(n):
@@ -193,13 +196,13 @@ def main() -> None:
     parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        steps = 400 if args.worker <= 256 else 60
+        steps = 1200 if args.worker <= 256 else 200
         print("RESULT " + json.dumps(measure_bridge(args.worker, steps, args.rounds)), flush=True)
         return
     print(f"| B | what | ms/step (median of {args.rounds}) | min | max |")
     print("| ---: | --- | ---: | ---: | ---: |")
     for batch in args.batch:
-        steps = 400 if batch <= 256 else 60
+        steps = 1200 if batch <= 256 else 200
         proc = subprocess.run([sys.executable, __file__, "--worker", str(batch), "--rounds", str(args.rounds)],
                               capture_output=True, text=True)
         rows = None

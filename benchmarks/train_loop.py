@@ -48,9 +48,11 @@ def model_fn(features, labels, mode):
 
 
 def time_bridge(x, y, batch, per_call, short, long):
+    # max_steps_per_call=1: one step per traced call really is one (no grouped steps), as in
+    # Keras's steps_per_execution=1.
     config = bridge.RunConfig(
-        iterations_per_loop=per_call, save_checkpoints_steps=None, save_checkpoints_secs=None,
-        log_step_count_steps=None, save_summary_steps=0, progress_bar=False,
+        iterations_per_loop=per_call, max_steps_per_call=1, save_checkpoints_steps=None,
+        save_checkpoints_secs=None, log_step_count_steps=None, save_summary_steps=0, progress_bar=False,
     )
     estimator = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config)
     input_fn = lambda: make_dataset(x, y, batch)  # noqa: E731
