@@ -53,8 +53,9 @@ class HostMetricFeeder:
                 continue  # drain without work, so that submit() never blocks on a dead feeder
             key = None
             try:
-                for key, op in self._ops.items():
-                    op.update(item[key])
+                for step in item:
+                    for key, op in self._ops.items():
+                        op.update(step[key])
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 if key is not None and hasattr(error, "add_note"):
                     error.add_note(f"raised by the update of eval_metric_ops[{key!r}]")
@@ -65,12 +66,21 @@ class HostMetricFeeder:
             raise self._error
 
     def submit(self, values_by_key: Mapping[str, Mapping[str, Any]]) -> None:
-        """Queues one step's values, keyed like the ops (blocks while ``depth`` steps are pending).
+        """Queues one step's values, keyed like the ops (blocks while ``depth`` submissions are pending).
 
         Raises the error of an earlier update, if any.
         """
+        self.submit_steps([values_by_key])
+
+    def submit_steps(self, steps: list[Mapping[str, Mapping[str, Any]]]) -> None:
+        """Queues several steps' values (one grouped call's) as one submission, updated in order.
+
+        A grouped call returns its steps together; queueing them one by one would block the
+        evaluation loop on the bounded queue until the worker caught up, instead of letting it
+        start the next call.
+        """
         self._raise_if_failed()
-        self._queue.put(dict(values_by_key))
+        self._queue.put([dict(values) for values in steps])
 
     def finish(self) -> None:
         """Waits for every queued update; raises the first update error, if any."""

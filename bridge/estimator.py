@@ -544,8 +544,7 @@ class Estimator:
                     break
                 outputs = run.outputs
                 if feeder is not None:
-                    for values in _host_values_per_step(outputs, host_ops, run.steps):
-                        feeder.submit(values)
+                    feeder.submit_steps(_host_values_per_step(outputs, host_ops, run.steps))
                 loss_sum += run.loss_sum
                 batches += run.steps
                 last = outputs

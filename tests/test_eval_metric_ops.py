@@ -677,6 +677,20 @@ def test_feeder_updates_in_order_and_resets_first():
     assert b.seen == [-s for s in range(20)]
 
 
+def test_feeder_takes_a_grouped_call_as_one_submission():
+    gate = threading.Event()
+    op = _RecordingOp(gate=gate)
+    feeder = HostMetricFeeder({"op": op}, depth=1)
+    feeder.submit_steps([{"op": step} for step in range(32)])  # taken by the worker, which waits on the gate
+    submitted = threading.Thread(target=lambda: feeder.submit_steps([{"op": step} for step in range(32, 40)]))
+    submitted.start()
+    submitted.join(2)
+    assert not submitted.is_alive(), "32 steps of one call must not fill a queue of depth 1"
+    gate.set()
+    feeder.finish()
+    assert op.seen == list(range(40))
+
+
 def test_feeder_updates_an_op_listed_twice_once_per_step():
     op = _RecordingOp()
     feeder = HostMetricFeeder({"x": op, "y": op})
