@@ -3,10 +3,11 @@
 The step is traced exactly once per Estimator call into a ``tf.function`` concrete function.
 Each call consumes the next batch(es) of the dataset iterator it is given.
 
-With ``iterations`` > 1 (``RunConfig(iterations_per_loop=N)``), one call runs up to N steps
-in a ``tf.while_loop`` (model_fn is still traced once, inside the loop body) and returns the
-last step's values; the loop ends early when the input runs out or the loss is not finite.
-The last step's outputs are kept in "stash" variables that belong to the loop, not the model.
+With ``iterations`` > 1 (``RunConfig(iterations_per_loop=N)``, or grouped steps, see
+docs/design.md), one call runs up to N steps in a ``tf.while_loop`` (model_fn is still traced
+once, inside the loop body) and returns the last step's values, plus every step's value of the
+outputs it collects; the loop ends early when the input runs out or, in training, when the loss
+is not finite. Those values are kept in "stash" variables that belong to the loop, not the model.
 """
 
 from __future__ import annotations

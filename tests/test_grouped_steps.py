@@ -314,3 +314,21 @@ def test_max_steps_per_call_is_validated():
             bridge.RunConfig(max_steps_per_call=bad)
     assert bridge.RunConfig().max_steps_per_call == 32
     assert bridge.RunConfig().replace(max_steps_per_call=1).max_steps_per_call == 1
+
+
+def test_the_step_is_called_through_the_flat_path(tmp_path, monkeypatch):
+    """Guards the fast call (pre-flattened arguments) against TensorFlow internals moving."""
+    callers = []
+    original = bridge._step._flat_caller
+
+    def spy(function, iterator, looped):
+        call = original(function, iterator, looped)
+        callers.append(call.__name__)
+        return call
+
+    monkeypatch.setattr(bridge._step, "_flat_caller", spy)
+    est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=config(2))
+    est.train(input_fn(epochs=None), steps=3)  # one step per call
+    est.train(input_fn(epochs=None), steps=9)  # grouped
+    assert callers == ["call", "call"]  # not the fallback lambda
+    assert global_step_of(est) == 12
