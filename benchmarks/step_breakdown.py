@@ -107,8 +107,8 @@ def measure_bridge(batch: int, steps: int, rounds: int) -> dict[str, list[float]
         loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
         return bridge.EstimatorSpec(mode, loss=loss, train_op=bridge.minimize(loss, keras.optimizers.Adam(1e-3)))
 
-    quiet = dict(save_checkpoints_steps=None, save_checkpoints_secs=None, log_step_count_steps=None,
-                 save_summary_steps=0, progress_bar=False)
+    quiet = {"save_checkpoints_steps": None, "save_checkpoints_secs": None, "log_step_count_steps": None,
+             "save_summary_steps": 0, "progress_bar": False}
     model_dir = tempfile.mkdtemp()
 
     def estimator(**extra):
@@ -178,7 +178,7 @@ def measure_bridge(batch: int, steps: int, rounds: int) -> dict[str, list[float]
 def measure_legacy(python: str, batch: int, steps: int, rounds: int) -> dict[str, list[float]]:
     proc = subprocess.run(
         [python, "-c", LEGACY_SESSION_LOOP, os.path.join(HERE, "legacy"), str(batch), str(steps), str(rounds)],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, check=False,
     )
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -204,7 +204,7 @@ def main() -> None:
     for batch in args.batch:
         steps = 1200 if batch <= 256 else 200
         proc = subprocess.run([sys.executable, __file__, "--worker", str(batch), "--rounds", str(args.rounds)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         rows = None
         for line in proc.stdout.splitlines():
             if line.startswith("RESULT "):

@@ -328,10 +328,10 @@ class TracedStep:
                             raise CannotGroup(self.output_names[index])
                         if tensor.shape.rank == 0:
                             self._scalar_collected.add(index)
-                        lists[index] = _stash_variable(lambda: list_ops.empty_tensor_list(None, tensor.dtype))
+                        lists[index] = _stash_variable(lambda dtype=tensor.dtype: list_ops.empty_tensor_list(None, dtype))
                         lists[index]._bridge_element_dtype = tensor.dtype
                     else:
-                        stash[index] = _stash_variable(lambda: tf.zeros([], tensor.dtype), shape=tf.TensorShape(None))
+                        stash[index] = _stash_variable(lambda dtype=tensor.dtype: tf.zeros([], dtype), shape=tf.TensorShape(None))
             writes = [stash[i].assign(t) for i, t in enumerate(flat) if i in stash]
             for index, variable in lists.items():
                 tensor = flat[index]

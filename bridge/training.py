@@ -133,14 +133,14 @@ def _apply_fused_adam(optimizer: Any, pairs: Sequence[tuple[Any, Any]]) -> bool:
         if dtype not in scalars:
             local_step = tf.cast(step, dtype)
             beta_1, beta_2 = tf.cast(optimizer.beta_1, dtype), tf.cast(optimizer.beta_2, dtype)
-            scalars[dtype] = dict(
-                beta1_power=tf.pow(beta_1, local_step),
-                beta2_power=tf.pow(beta_2, local_step),
-                lr=tf.cast(learning_rate, dtype),
-                beta1=beta_1,
-                beta2=beta_2,
-                epsilon=tf.cast(optimizer.epsilon, dtype),
-            )
+            scalars[dtype] = {
+                "beta1_power": tf.pow(beta_1, local_step),
+                "beta2_power": tf.pow(beta_2, local_step),
+                "lr": tf.cast(learning_rate, dtype),
+                "beta1": beta_1,
+                "beta2": beta_2,
+                "epsilon": tf.cast(optimizer.epsilon, dtype),
+            }
         index = optimizer._get_variable_index(variable)  # pylint: disable=protected-access
         tf.raw_ops.ResourceApplyAdam(
             var=variable.handle,

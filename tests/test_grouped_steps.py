@@ -17,11 +17,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from tests.conftest import checkpoint_steps, global_step_of
 from tensorboard.backend.event_processing import event_accumulator
 
 import bridge
 import bridge._step
+from tests.conftest import checkpoint_steps, global_step_of
 
 RNG = np.random.RandomState(3)
 X = RNG.randn(203, 4).astype(np.float32)  # 203 = 12 batches of 16 and a partial batch of 11
