@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.ops import gen_list_ops, list_ops, resource_variable_ops
+from tensorflow.python.ops import list_ops, resource_variable_ops
 
 from bridge._variables import VariableStore
 from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues
@@ -75,23 +75,41 @@ def _stash_variable(initial_value: Callable[[], Any], shape: Any = None) -> tf.V
     return variable
 
 
-def _concat_list(variable: tf.Variable, done: tf.Tensor) -> list[tf.Tensor]:
-    """A collected output's values of this call, concatenated, and each step's leading size."""
-    dtype, shape = variable._bridge_element_dtype, variable._bridge_element_shape
-    static = None not in shape[1:]
+class _Collector:
+    """Every step's value of one output, in two TensorList variables that outlive the loop.
 
-    def concat():
-        values, lengths = gen_list_ops.tensor_list_concat_v2(
-            variable.read_value(),
-            element_shape=shape if static else -1,
-            leading_dims=tf.zeros([0], tf.int64),
-            element_dtype=dtype,
-        )
-        return values, lengths
+    Each step pushes its value flattened to 1-D and its shape, so steps whose shapes differ
+    (the last, partial batch; a sequence length that changes per batch) collect alike. A
+    TensorList is a variant, which a variable can hold; its type is fixed here, once model_fn's
+    output is known, which a loop variable's would have to be before the loop is traced.
+    """
 
-    if static:  # an empty list concatenates to shape [0, ...] by itself
-        return list(concat())
-    return list(tf.cond(done > 0, concat, lambda: (tf.zeros([0], dtype), tf.zeros([0], tf.int64))))
+    def __init__(self, tensor: tf.Tensor) -> None:
+        self.dtype, self.rank = tensor.dtype, tensor.shape.rank
+        self.values = _stash_variable(lambda: list_ops.empty_tensor_list([-1], self.dtype))
+        self.shapes = _stash_variable(lambda: list_ops.empty_tensor_list([self.rank], tf.int64))
+
+    def push(self, tensor: tf.Tensor) -> list[tf.Operation]:
+        return [
+            self.values.assign(list_ops.tensor_list_push_back(self.values.read_value(), tf.reshape(tensor, [-1]))),
+            self.shapes.assign(list_ops.tensor_list_push_back(self.shapes.read_value(), tf.shape(tensor, tf.int64))),
+        ]
+
+    def read(self) -> list[tf.Tensor]:
+        """This call's values, concatenated (1-D), and the steps' shapes ([steps, rank])."""
+        values = list_ops.tensor_list_concat(self.values.read_value(), self.dtype, element_shape=[-1])
+        shapes = list_ops.tensor_list_stack(self.shapes.read_value(), tf.int64, element_shape=[self.rank])
+        return [values, shapes]
+
+    def empty(self) -> None:
+        self.values.assign(list_ops.empty_tensor_list([-1], self.dtype))
+        self.shapes.assign(list_ops.empty_tensor_list([self.rank], tf.int64))
+
+
+def _split_steps(values: np.ndarray, shapes: np.ndarray) -> list[np.ndarray]:
+    """Undoes ``_Collector``: one array per step, in its own shape."""
+    sizes = np.prod(shapes, axis=1, dtype=np.int64) if shapes.shape[1] else np.ones(len(shapes), np.int64)
+    return [part.reshape(shape) for part, shape in zip(np.split(values, np.cumsum(sizes)[:-1]), shapes)]
 
 
 def _flat_caller(function: Any, iterator: Any, looped: bool) -> Callable[..., list]:
@@ -202,7 +220,6 @@ class TracedStep:
         self._model_graph: Any = None  # the graph model_fn was traced in
         self._num_outputs = 0  # named outputs plus the hooks' other fetches
         self._collected: list[int] = []  # positions of collected outputs
-        self._scalar_collected: set[int] = set()  # ... of those, the scalars (sent as shape [1])
         # The iterator is an argument, not a capture: the function must not keep the input
         # pipeline alive after close() (see close()).
         self._iterator = iterator
@@ -309,11 +326,11 @@ class TracedStep:
 
         The loop cannot carry the outputs as loop variables: their types are known only once
         model_fn is traced, inside the loop body. The last step's values go to "stash" variables
-        instead, and collected outputs to TensorList variables, one per output, emptied at the
+        instead, and collected outputs to TensorList variables (``_Collector``), emptied at the
         end of each call.
         """
         stash: dict[int, tf.Variable] = {}
-        lists: dict[int, tf.Variable] = {}
+        lists: dict[int, _Collector] = {}
 
         def run_one(optional, done):
             # model_fn sees the root name scope, as without the loop ("while/cond/" would
@@ -326,19 +343,12 @@ class TracedStep:
                     if index in self._collected:
                         if tensor.shape.rank is None:
                             raise CannotGroup(self.output_names[index])
-                        if tensor.shape.rank == 0:
-                            self._scalar_collected.add(index)
-                        lists[index] = _stash_variable(lambda dtype=tensor.dtype: list_ops.empty_tensor_list(None, dtype))
-                        lists[index]._bridge_element_dtype = tensor.dtype
+                        lists[index] = _Collector(tensor)
                     else:
                         stash[index] = _stash_variable(lambda dtype=tensor.dtype: tf.zeros([], dtype), shape=tf.TensorShape(None))
             writes = [stash[i].assign(t) for i, t in enumerate(flat) if i in stash]
-            for index, variable in lists.items():
-                tensor = flat[index]
-                if index in self._scalar_collected:
-                    tensor = tf.reshape(tensor, [1])
-                variable._bridge_element_shape = [-1] + tensor.shape.as_list()[1:]
-                writes.append(variable.assign(list_ops.tensor_list_push_back(variable.read_value(), tensor)))
+            for index, collector in lists.items():
+                writes.extend(collector.push(flat[index]))
             with tf.control_dependencies(writes):
                 loss = tf.cast(flat[0], tf.float64) if self._sum_loss else tf.constant(0.0, tf.float64)
                 go_on = tf.constant(True)
@@ -368,11 +378,11 @@ class TracedStep:
                 if index in stash:
                     results.append(stash[index].read_value())
                     continue
-                results.extend(_concat_list(lists[index], done))
+                results.extend(lists[index].read())
         # Empty the lists for the next call once they are read (ordered after the reads by the
         # automatic control dependencies on each list variable).
-        for variable in lists.values():
-            variable.assign(list_ops.empty_tensor_list(None, variable._bridge_element_dtype))
+        for collector in lists.values():
+            collector.empty()
         return results
 
     def close(self) -> None:
@@ -461,11 +471,7 @@ class TracedStep:
             if index not in cache:
                 at = position[index]
                 if self._iterations > 1 and index in self._collected:
-                    values, lengths = flat[at].numpy(), flat[at + 1].numpy()
-                    parts = np.split(values, np.cumsum(lengths)[:-1]) if len(lengths) else []
-                    if index in self._scalar_collected:
-                        parts = [part[0] for part in parts]
-                    cache[index] = parts
+                    cache[index] = _split_steps(flat[at].numpy(), flat[at + 1].numpy())
                 else:
                     cache[index] = flat[at].numpy()
             return cache[index]

@@ -489,17 +489,15 @@ class Estimator:
                     outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
-        is_host_input = lambda name: name.startswith("host/")  # noqa: E731
+        grouped = self._groups_steps(ModeKeys.EVAL, strategy, data.dataset, steps) and not user_hooks
+        iterations = self._config.max_steps_per_call if grouped else 1
         try:
-            if self._groups_steps(ModeKeys.EVAL, strategy, data.dataset, steps) and not user_hooks:
-                step = TracedStep(
-                    store, iterator, body, iterations=self._config.max_steps_per_call, collect=is_host_input, sum_loss=True
-                )
-            else:
-                step = TracedStep(store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True)
-        except CannotGroup:
+            step = TracedStep(
+                store, iterator, body, iterations=iterations, strategy=strategy, collect=_is_host_input, sum_loss=True
+            )
+        except CannotGroup:  # an output of unknown rank: one batch per call
             store = VariableStore(strategy)
-            step = TracedStep(store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True)
+            step = TracedStep(store, iterator, body, strategy=strategy, collect=_is_host_input, sum_loss=True)
         del iterator
         try:
             batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy)
@@ -591,14 +589,13 @@ class Estimator:
             outputs = predictions if isinstance(predictions, dict) else {"": predictions}
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
-        collect_all = lambda name: True  # noqa: E731
         grouped = self._groups_steps(ModeKeys.PREDICT, None, data.dataset, None) and not user_hooks
         iterations = self._config.max_steps_per_call if grouped else 1
         try:
-            step = TracedStep(store, iterator, body, iterations=iterations, collect=collect_all)
-        except CannotGroup:
+            step = TracedStep(store, iterator, body, iterations=iterations, collect=_every_output)
+        except CannotGroup:  # a prediction of unknown rank: one batch per call
             store = VariableStore()
-            step = TracedStep(store, iterator, body, collect=collect_all)
+            step = TracedStep(store, iterator, body, collect=_every_output)
         del iterator
         try:
             self._refuse_writes(step, store, ModeKeys.PREDICT)
@@ -653,6 +650,16 @@ def _metric_value(key: str, metric: Any) -> tf.Tensor:
     if hasattr(metric, "result") and hasattr(metric, "update_state"):
         return metric.result()
     raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
+
+
+def _is_host_input(name: str) -> bool:
+    """Evaluate's outputs that feed a host metric (collected for every batch of a grouped call)."""
+    return name.startswith("host/")
+
+
+def _every_output(name: str) -> bool:
+    """Predict collects every prediction of every batch."""
+    return True
 
 
 def _host_values_per_step(

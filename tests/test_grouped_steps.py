@@ -332,3 +332,26 @@ def test_the_step_is_called_through_the_flat_path(tmp_path, monkeypatch):
     est.train(input_fn(epochs=None), steps=9)  # grouped
     assert callers == ["call", "call"]  # not the fallback lambda
     assert global_step_of(est) == 12
+
+
+def test_predictions_whose_shape_changes_per_batch_are_collected(trained_dir, call_sizes):
+    """A per-batch sequence length (here 2 for full batches, 1 for the last) groups like the rest."""
+
+    def ragged_model_fn(features, labels, mode):
+        spec = model_fn(features, labels, mode)
+        if mode != bridge.ModeKeys.PREDICT:
+            return spec
+        logits = spec.predictions["logits"]
+        length = tf.shape(logits)[0] % 3 + 1  # batch 4 -> 2, batch 3 -> 1: static shape [None, None]
+        return bridge.EstimatorSpec(mode, predictions={"seq": tf.tile(logits[:, :1], [1, length]), "n": tf.shape(logits)[0]})
+
+    outputs = []
+    for group in (1, 3):
+        est = bridge.Estimator(ragged_model_fn, model_dir=trained_dir, config=config(group))
+        outputs.append(list(est.predict(input_fn(batch=4, labels=False), yield_single_examples=False)))
+    single, grouped = outputs
+    assert [b["seq"].shape for b in grouped] == [(4, 2)] * 50 + [(3, 1)]
+    assert [int(b["n"]) for b in grouped] == [4] * 50 + [3] and grouped[0]["n"].shape == ()
+    for a, b in zip(single, grouped):
+        np.testing.assert_allclose(b["seq"], a["seq"], rtol=1e-6)
+    assert call_sizes == [1] * 51 + [3] * 17
