@@ -293,15 +293,22 @@ def test_predict_is_lazy_per_group(trained_dir, call_sizes):
     assert call_sizes == [4]
 
 
-def test_predict_of_unknown_rank_falls_back_to_one_batch_per_call(trained_dir, call_sizes):
-    def unknown_rank_model_fn(features, labels, mode):
+def predicting(make_predictions):
+    """model_fn, with PREDICT's predictions replaced by ``make_predictions(logits)``."""
+
+    def wrapped(features, labels, mode):
         spec = model_fn(features, labels, mode)
         if mode != bridge.ModeKeys.PREDICT:
             return spec
-        logits = spec.predictions["logits"]
-        unknown = tf.numpy_function(lambda a: a * 2, [logits], tf.float32)  # no static shape
-        return bridge.EstimatorSpec(mode, predictions={"twice": unknown})
+        return bridge.EstimatorSpec(mode, predictions=make_predictions(spec.predictions["logits"]))
 
+    return wrapped
+
+
+def test_predict_of_unknown_rank_falls_back_to_one_batch_per_call(trained_dir, call_sizes):
+    unknown_rank_model_fn = predicting(
+        lambda logits: {"twice": tf.numpy_function(lambda a: a * 2, [logits], tf.float32)}  # no static shape
+    )
     est = bridge.Estimator(unknown_rank_model_fn, model_dir=trained_dir, config=config(3))
     batches = list(est.predict(input_fn(batch=4, labels=False), yield_single_examples=False))
     assert len(batches) == 51 and batches[-1]["twice"].shape == (3, 2)
@@ -337,14 +344,11 @@ def test_the_step_is_called_through_the_flat_path(tmp_path, monkeypatch):
 def test_predictions_whose_shape_changes_per_batch_are_collected(trained_dir, call_sizes):
     """A per-batch sequence length (here 2 for full batches, 1 for the last) groups like the rest."""
 
-    def ragged_model_fn(features, labels, mode):
-        spec = model_fn(features, labels, mode)
-        if mode != bridge.ModeKeys.PREDICT:
-            return spec
-        logits = spec.predictions["logits"]
+    def ragged(logits):
         length = tf.shape(logits)[0] % 3 + 1  # batch 4 -> 2, batch 3 -> 1: static shape [None, None]
-        return bridge.EstimatorSpec(mode, predictions={"seq": tf.tile(logits[:, :1], [1, length]), "n": tf.shape(logits)[0]})
+        return {"seq": tf.tile(logits[:, :1], [1, length]), "n": tf.shape(logits)[0]}
 
+    ragged_model_fn = predicting(ragged)
     outputs = []
     for group in (1, 3):
         est = bridge.Estimator(ragged_model_fn, model_dir=trained_dir, config=config(group))
