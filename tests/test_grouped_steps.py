@@ -51,6 +51,7 @@ def model_fn(features, labels, mode):
         "accuracy": accuracy,
         "host_auc": bridge.metrics.auc(labels, tf.nn.softmax(logits)[:, 1]),
         "host_mean_loss": bridge.metrics.mean(loss),  # a scalar per batch
+        "v1_mean_logit": tf.compat.v1.metrics.mean(logits),  # (value, update_op), local variables
     }
     train_op = bridge.minimize(loss, keras.optimizers.Adam(0.05))
     return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, eval_metric_ops=eval_metric_ops)
@@ -239,7 +240,7 @@ def test_evaluate_grouped_matches_one_batch_per_call(trained_dir, call_sizes, st
         est = bridge.Estimator(model_fn, model_dir=trained_dir, config=config(group))
         results.append(est.evaluate(input_fn(batch=4), steps=steps, name=f"g{group}"))
     single, grouped = results
-    assert set(single) == set(grouped) == {"accuracy", "host_auc", "host_mean_loss", "loss", "global_step"}
+    assert set(single) == set(grouped) == {"accuracy", "host_auc", "host_mean_loss", "v1_mean_logit", "loss", "global_step"}
     for key in single:
         np.testing.assert_allclose(grouped[key], single[key], rtol=1e-6, err_msg=key)
     batches = 51 if steps is None else 35
@@ -359,3 +360,19 @@ def test_predictions_whose_shape_changes_per_batch_are_collected(trained_dir, ca
     for a, b in zip(single, grouped):
         np.testing.assert_allclose(b["seq"], a["seq"], rtol=1e-6)
     assert call_sizes == [1] * 51 + [3] * 17
+
+
+def test_a_saving_listener_stops_a_grouped_run_on_its_checkpoint(tmp_path, call_sizes):
+    class StopAtThirdSave(bridge.CheckpointSaverListener):
+        def __init__(self):
+            self.saved = []
+
+        def after_save(self, session, global_step_value):
+            self.saved.append(global_step_value)
+            return len(self.saved) == 3  # the start (0), then 10, then 20
+
+    listener = StopAtThirdSave()
+    est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=config(4, save_checkpoints_steps=10))
+    est.train(input_fn(epochs=None), steps=100, saving_listeners=[listener])
+    assert listener.saved == [0, 10, 20] and global_step_of(est) == 20
+    assert max(call_sizes) == 4 and sum(call_sizes) == 20
