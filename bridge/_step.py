@@ -216,10 +216,9 @@ class TracedStep:
         self._collect = collect or (lambda name: False)
         self._sum_loss = sum_loss
         self._stop_if_loss_not_finite = stop_if_loss_not_finite
-        self._positions: list[int] | None = None  # output index -> position in the call's flat result
         self._model_graph: Any = None  # the graph model_fn was traced in
         self._num_outputs = 0  # named outputs plus the hooks' other fetches
-        self._collected: list[int] = []  # positions of collected outputs
+        self._collected: set[int] = set()  # positions of the outputs named by ``collect``
         # The iterator is an argument, not a capture: the function must not keep the input
         # pipeline alive after close() (see close()).
         self._iterator = iterator
@@ -233,6 +232,14 @@ class TracedStep:
             ).get_concrete_function(iterator, tf.TensorSpec([], tf.int32))
         store.adopt([v for v in self._function.graph.variables if not getattr(v, "_bridge_stash", False)])
         self._call = _flat_caller(self._function, iterator, looped=iterations > 1)
+        # A looped call returns each collected output as two tensors (values, shapes): where
+        # each output starts in the call's flat result.
+        self._split = self._collected if iterations > 1 else set()
+        self._positions: list[int] = []
+        offset = 0
+        for index in range(self._num_outputs):
+            self._positions.append(offset)
+            offset += 2 if index in self._split else 1
 
     @property
     def iterations(self) -> int:
@@ -291,6 +298,7 @@ class TracedStep:
             self._model_graph = tf.compat.v1.get_default_graph()
             self.spec, self.hooks = spec, list(hooks)
             self.output_names = list(outputs)
+            self._collected = {i for i, name in enumerate(self.output_names) if self._collect(name)}
         values = list(outputs.values())
         flat = [tf.convert_to_tensor(t) for t in values]
         seen: set[int] = set()
@@ -338,7 +346,6 @@ class TracedStep:
             with tf.compat.v1.get_default_graph().name_scope(""):
                 flat = self._trace_outputs(body, optional.get_value())
             if not stash and not lists:
-                self._collected = [i for i, name in enumerate(self.output_names) if self._collect(name)]
                 for index, tensor in enumerate(flat):
                     if index in self._collected:
                         if tensor.shape.rank is None:
@@ -448,29 +455,20 @@ class TracedStep:
             hook.after_run(context, SessionRunValues(results))
         named = {name: values(i) for i, name in enumerate(self.output_names)}
         if self._iterations == 1:
-            for index in self._collected_names():
+            for index in self._collected:
                 named[self.output_names[index]] = [named[self.output_names[index]]]
             if self._sum_loss:
                 loss_sum = float(named[self.output_names[0]])
         return StepRun(named, context, steps, loss_sum)
 
-    def _collected_names(self) -> list[int]:
-        return [i for i, name in enumerate(self.output_names) if self._collect(name)]
-
     def _values(self, flat: Sequence[Any]) -> Callable[[int], Any]:
         """Output position -> numpy value, converted once; collected outputs as per-step lists."""
         cache: dict[int, Any] = {}
-        if self._positions is None:
-            self._positions, offset = [], 0
-            for index in range(self._num_outputs):
-                self._positions.append(offset)
-                offset += 2 if (self._iterations > 1 and index in self._collected) else 1
-        position = self._positions
 
         def value(index: int) -> Any:
             if index not in cache:
-                at = position[index]
-                if self._iterations > 1 and index in self._collected:
+                at = self._positions[index]
+                if index in self._split:
                     cache[index] = _split_steps(flat[at].numpy(), flat[at + 1].numpy())
                 else:
                     cache[index] = flat[at].numpy()

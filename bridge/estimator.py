@@ -414,13 +414,14 @@ class Estimator:
         global_step = start_step
         stop = stop_hook is not None and start_step >= stop_hook.last_step
         warned_static = False
-        # Grouped steps: each call ends on the next step a hook or the checkpoint policy needs.
-        grouped = config.iterations_per_loop == 1 and step.iterations > 1
-        if grouped and not groupable(step.hooks):  # model_fn returned hooks that see every step
-            grouped = False
+        # Traced for grouped steps (not iterations_per_loop): each call ends on the next step a
+        # hook or the checkpoint policy needs, or runs one step when model_fn returned hooks
+        # that see every step.
+        looped_for_grouping = config.iterations_per_loop == 1 and step.iterations > 1
+        grouped = looped_for_grouping and groupable(step.hooks)
         while not stop:
             remaining = None if stop_hook is None else stop_hook.last_step - global_step
-            if step.iterations > 1 and config.iterations_per_loop == 1:
+            if looped_for_grouping:
                 limit = 1
                 if grouped:
                     limit = steps_until_trigger(step.hooks, global_step, step.iterations)
