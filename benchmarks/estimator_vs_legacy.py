@@ -90,15 +90,19 @@ def _dataset(tf, x, y, batch, steps=None):
     return dataset.with_options(options)
 
 
-def worker_bridge(plan: dict) -> dict:
-    tf, keras, import_s = _tf_setup(plan["threads"])
-    import numpy as np
+def bridge_model_fn(metric_kind: dict | None = None):
+    """The benchmark MLP as a bridge model_fn (step_breakdown.py uses it too).
+
+    ``metric_kind["value"]`` picks evaluate's accuracy: "keras" (a keras.metrics object) or
+    "bridge" (the legacy twin's tf.compat.v1.metrics.accuracy, on bridge's C++ engine); it is
+    read when model_fn runs, so the caller may switch it between Estimator calls.
+    """
+    import keras
+    import tensorflow as tf
 
     import bridge
 
-    x, y = make_data(plan["rows"])
-    batch = plan["batch"]
-    metric_kind = {"value": "keras"}
+    metric_kind = metric_kind if metric_kind is not None else {"value": "keras"}
 
     def model_fn(features, labels, mode):
         h = keras.layers.Dense(256, activation="relu")(features)
@@ -115,6 +119,21 @@ def worker_bridge(plan: dict) -> dict:
                 accuracy = bridge.metrics.accuracy(labels, tf.argmax(logits, 1, output_type=labels.dtype))
             return bridge.EstimatorSpec(mode, loss=loss, eval_metric_ops={"accuracy": accuracy})
         return bridge.EstimatorSpec(mode, loss=loss, train_op=bridge.minimize(loss, keras.optimizers.Adam(1e-3)))
+
+    return model_fn
+
+
+def worker_bridge(plan: dict) -> dict:
+    tf, keras, import_s = _tf_setup(plan["threads"])
+    import numpy as np
+
+    import bridge
+
+    x, y = make_data(plan["rows"])
+    batch = plan["batch"]
+    metric_kind = {"value": "keras"}
+
+    model_fn = bridge_model_fn(metric_kind)
 
     def config(**kwargs):
         return bridge.RunConfig(progress_bar=False, **kwargs)

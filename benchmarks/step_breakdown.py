@@ -31,7 +31,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "legacy"))
-from legacy_twin import CLASSES, make_data  # noqa: E402
+from estimator_vs_legacy import _dataset, bridge_model_fn  # noqa: E402
+from legacy_twin import make_data  # noqa: E402
 
 DEFAULT_LEGACY_PYTHON = os.path.expanduser("~/.cache/estimator-bridge/legacy-venv/bin/python")
 ROWS = 65536
@@ -81,7 +82,6 @@ print("RESULT " + json.dumps(out))
 
 
 def measure_bridge(batch: int, steps: int, rounds: int) -> dict[str, list[float]]:
-    import keras
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(2)
@@ -91,21 +91,11 @@ def measure_bridge(batch: int, steps: int, rounds: int) -> dict[str, list[float]
     import bridge._step
 
     x, y = make_data(ROWS)
-    options = tf.data.Options()
-    options.autotune.enabled = False
 
-    def dataset(labels=True):
-        ds = tf.data.Dataset.from_tensor_slices((x, y) if labels else x)
-        return ds.repeat().batch(batch, drop_remainder=True).with_options(options)
+    def dataset():
+        return _dataset(tf, x, y, batch)
 
-    def model_fn(features, labels, mode):
-        h = keras.layers.Dense(256, activation="relu")(features)
-        h = keras.layers.Dense(256, activation="relu")(h)
-        logits = keras.layers.Dense(CLASSES)(h)
-        if mode == bridge.ModeKeys.PREDICT:
-            return bridge.EstimatorSpec(mode, predictions={"logits": logits})
-        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
-        return bridge.EstimatorSpec(mode, loss=loss, train_op=bridge.minimize(loss, keras.optimizers.Adam(1e-3)))
+    model_fn = bridge_model_fn()
 
     quiet = {"save_checkpoints_steps": None, "save_checkpoints_secs": None, "log_step_count_steps": None,
              "save_summary_steps": 0, "progress_bar": False}
