@@ -97,6 +97,32 @@ def estimator(model_dir):
     return bridge.Estimator(keras_model_fn, model_dir=model_dir, params={"learning_rate": 0.1})
 
 
+# -- hooks ------------------------------------------------------------------------------------
+class Recorder(bridge.SessionRunHook):
+    """Fetches the global step every step and records every callback."""
+
+    def __init__(self):
+        self.calls, self.steps = [], []
+
+    def begin(self):
+        self.calls.append("begin")
+        self._step = tf.compat.v1.train.get_global_step()
+
+    def after_create_session(self, session, coord):
+        self.calls.append("after_create_session")
+
+    def before_run(self, run_context):
+        self.calls.append("before_run")
+        return bridge.SessionRunArgs({"step": self._step})
+
+    def after_run(self, run_context, run_values):
+        self.calls.append("after_run")
+        self.steps.append(int(run_values.results["step"]))
+
+    def end(self, session):
+        self.calls.append("end")
+
+
 # -- helpers ----------------------------------------------------------------------------------
 def checkpoint_steps(model_dir: str) -> list[int]:
     """Global steps of the checkpoints present on disk (by their .index files), sorted."""

@@ -21,7 +21,7 @@ from tensorboard.backend.event_processing import event_accumulator
 
 import bridge
 import bridge._step
-from tests.conftest import checkpoint_steps, global_step_of
+from tests.conftest import Recorder, checkpoint_steps, global_step_of
 
 RNG = np.random.RandomState(3)
 X = RNG.randn(203, 4).astype(np.float32)  # 203 = 12 batches of 16 and a partial batch of 11
@@ -157,38 +157,23 @@ def test_short_calls_run_one_step_per_call(tmp_path, call_sizes):
 
 
 def test_a_user_hook_gets_every_step(tmp_path, call_sizes):
-    seen = []
-
-    class Recorder(bridge.SessionRunHook):
-        def begin(self):
-            self._step = tf.compat.v1.train.get_global_step()
-
-        def before_run(self, run_context):
-            return bridge.SessionRunArgs(self._step)
-
-        def after_run(self, run_context, run_values):
-            seen.append(int(run_values.results))
-
+    recorder = Recorder()
     est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=config(32))
-    est.train(input_fn(epochs=None), steps=10, hooks=[Recorder()])
-    assert seen == list(range(1, 11))
+    est.train(input_fn(epochs=None), steps=10, hooks=[recorder])
+    assert recorder.steps == list(range(1, 11))
     assert call_sizes == [1] * 10
 
 
 def test_a_model_fn_training_hook_gets_every_step(tmp_path, call_sizes):
-    seen = []
-
-    class Recorder(bridge.SessionRunHook):
-        def after_run(self, run_context, run_values):
-            seen.append(1)
+    recorder = Recorder()
 
     def hooked_model_fn(features, labels, mode):
         spec = model_fn(features, labels, mode)
-        return spec._replace(training_hooks=[Recorder()])
+        return spec._replace(training_hooks=[recorder])
 
     est = bridge.Estimator(hooked_model_fn, model_dir=str(tmp_path), config=config(3))
     est.train(input_fn(epochs=None), steps=12)
-    assert len(seen) == 12 and call_sizes == [1] * 12
+    assert recorder.steps == list(range(1, 13)) and call_sizes == [1] * 12
 
 
 def test_nan_loss_stops_a_grouped_call_at_its_step(tmp_path):

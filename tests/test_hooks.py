@@ -11,32 +11,7 @@ import pytest
 import tensorflow as tf
 
 import bridge
-from tests.conftest import keras_model_fn, make_input_fn
-
-
-class Recorder(bridge.SessionRunHook):
-    """Fetches the global step every step and records every callback."""
-
-    def __init__(self):
-        self.calls, self.steps = [], []
-
-    def begin(self):
-        self.calls.append("begin")
-        self._step = tf.compat.v1.train.get_global_step()
-
-    def after_create_session(self, session, coord):
-        self.calls.append("after_create_session")
-
-    def before_run(self, run_context):
-        self.calls.append("before_run")
-        return bridge.SessionRunArgs({"step": self._step})
-
-    def after_run(self, run_context, run_values):
-        self.calls.append("after_run")
-        self.steps.append(int(run_values.results["step"]))
-
-    def end(self, session):
-        self.calls.append("end")
+from tests.conftest import Recorder, keras_model_fn, make_input_fn
 
 
 def test_custom_hook_sees_values_in_after_run(estimator, train_input_fn):
@@ -187,24 +162,13 @@ def test_nan_tensor_hook_without_failing_requests_stop(model_dir, caplog):
 
 
 def test_user_hooks_run_before_the_nan_check(model_dir):
-    seen = []
-
-    class Last(bridge.SessionRunHook):
-        def begin(self):
-            self._step = tf.compat.v1.train.get_global_step()
-
-        def before_run(self, run_context):
-            return bridge.SessionRunArgs(self._step)
-
-        def after_run(self, run_context, run_values):
-            seen.append(int(run_values.results))
-
+    last = Recorder()
     x = np.ones((10, 3), np.float32)
     x[5:] = np.nan
     est = bridge.Estimator(keras_model_fn, model_dir=model_dir, params={})
     with pytest.raises(bridge.NanLossDuringTrainingError):
-        est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, np.ones((10, 1), np.float32))).batch(5), hooks=[Last()])
-    assert seen == [1, 2]  # the user hook saw the NaN step before the NaN hook raised
+        est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, np.ones((10, 1), np.float32))).batch(5), hooks=[last])
+    assert last.steps == [1, 2]  # the user hook saw the NaN step before the NaN hook raised
 
 
 def test_tf_compat_v1_hook_rejected_with_type_error(estimator, train_input_fn):
