@@ -25,6 +25,7 @@ from bridge import _checkpoints, warm_start
 from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
+from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
 from bridge._step import CannotGroup, InputExhausted, TracedStep
 from bridge._summaries import SummaryWriter
 from bridge._variables import VariableStore
@@ -196,7 +197,9 @@ class Estimator:
         return tf.train.load_checkpoint(self._require_checkpoint()).get_tensor(name)
 
     # -- model_fn ----------------------------------------------------------------------------
-    def _call_model_fn(self, features: Any, labels: Any, mode: str, config: RunConfig | None = None) -> EstimatorSpec:
+    def _call_model_fn(
+        self, features: Any, labels: Any, mode: str, config: RunConfig | None = None, summary_writer: Any = None
+    ) -> EstimatorSpec:
         declared = fn_args(self._model_fn)
         kwargs: dict[str, Any] = {}
         if "labels" in declared:
@@ -209,11 +212,13 @@ class Estimator:
             kwargs["params"] = self.params
         if "config" in declared:
             kwargs["config"] = copy.deepcopy(config or self._config)
-        with model_fn_mode(mode):
+        call = ModelFnCall(mode, config or self._config, summary_writer)
+        with model_fn_mode(mode), model_fn_scopes(call):
             spec = self._model_fn(features=features, **kwargs)
-        if not isinstance(spec, EstimatorSpec):
-            raise ValueError(f"model_fn should return an EstimatorSpec. Given: {spec}")
-        return spec
+            if not isinstance(spec, EstimatorSpec):
+                raise ValueError(f"model_fn should return an EstimatorSpec. Given: {spec}")
+            call.spec = spec
+        return call.spec
 
     def _input(self, input_fn: Callable, mode: str, strategy: Any = None) -> Input:
         """input_fn's data; under a strategy ``dataset`` is the strategy's distributed dataset.
@@ -339,7 +344,7 @@ class Estimator:
 
         def body(element):
             features, labels = data.split(element)
-            spec = self._call_model_fn(features, labels, ModeKeys.TRAIN)
+            spec = self._call_model_fn(features, labels, ModeKeys.TRAIN, summary_writer=summary_writer)
             hooks = list(user_hooks)
             if stop_hook is not None:
                 hooks.append(stop_hook)

@@ -1,0 +1,18 @@
+"""TF 1.x-2.15 code inside model_fn, on TensorFlow 2.16+ and Keras 3.
+
+Everything here is entered only through a bridge call: the runtime's model_fn seam
+(``bridge._model_fn_scopes``) enters the scopes that the submodules register, so legacy
+constructs such as ``tf.compat.v1.layers.dense`` work inside model_fn and nowhere else.
+
+Submodules register themselves on import; this package imports them all.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Each module registers its model_fn scope (bridge._model_fn_scopes.register) when imported.
+_SCOPED_MODULES: tuple[str, ...] = ()
+
+for _name in _SCOPED_MODULES:
+    importlib.import_module(f"bridge.compat.{_name}")
