@@ -40,7 +40,7 @@ _LAZY_NAMES = {
     "model_to_estimator": "bridge.keras_bridge",
     "estimator_to_keras": "bridge.keras_bridge",
 }
-_LAZY_MODULES = {"metrics", "hooks", "export_output", "export"}
+_LAZY_MODULES = {"metrics", "hooks", "export_output", "export", "inputs"}
 
 __all__ = sorted([*_LAZY_NAMES, *_LAZY_MODULES])
 

@@ -1,0 +1,211 @@
+"""``numpy_input_fn`` and ``pandas_input_fn`` with tf.estimator 2.15's arguments and batches.
+
+tf.estimator fed these through queues and Python feeding threads, one batch at a time. Here
+the whole arrays become tensors once, and a ``tf.data`` pipeline of row *indices* (range,
+shuffle, repeat, batch) gathers each batch from them in one vectorised op: no Python per row
+or per batch while the Estimator runs.
+
+What carries over from 2.15 (recorded in tests/fixtures/legacy_2_15/inputs/):
+
+* ``x`` is a dict of arrays (features come as a dict) or one array (features come as a
+  tensor); ``y`` is None (input_fn returns features only), an array or a dict of arrays.
+* Batches run across epoch boundaries (20 rows, ``batch_size=8``, two epochs: 8, 8, 8, 8, 8
+  ... no short batch between epochs); only the very last batch may be partial.
+  ``num_epochs=None`` repeats forever, ``num_epochs <= 0`` yields nothing.
+* ``shuffle`` must be given explicitly as a bool. With ``shuffle=True`` each epoch is a fresh
+  random permutation (2.15 mixed rows within a queue of ``queue_capacity``; here the whole
+  epoch is shuffled, which is never less random).
+* ``queue_capacity`` is accepted and checked (tf.data needs no queue; batches are gathered
+  in parallel). ``num_threads`` > 1 with ``num_epochs`` set gave ``num_threads`` times the
+  epochs in 2.15 (each feeding thread read every epoch; 2.15 warned): kept, with the warning,
+  so training runs the same number of steps. The extra passes come in order.
+* Dtypes are kept (float64 stays float64, strings become ``tf.string``); arrays are not copied
+  or mutated.
+* The same errors at the same time: ``shuffle`` when input_fn is built, the shape checks when
+  it is called. Where 2.15 crashed (``batch_size=0``, lists or scalars instead of arrays, a
+  non-DataFrame to pandas_input_fn) a clear error names the problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+logger = logging.getLogger("bridge")
+
+_DIRECT_INPUT = "__direct_input__"
+
+
+def _check_shuffle(shuffle: Any) -> None:
+    if not isinstance(shuffle, bool):
+        raise ValueError(
+            "shuffle must be provided and explicitly set as boolean (it is recommended to set it as True for "
+            f"training); got {shuffle}"
+        )
+
+
+def _check_counts(batch_size: Any, queue_capacity: Any, num_threads: Any) -> None:
+    for name, value in (("batch_size", batch_size), ("queue_capacity", queue_capacity), ("num_threads", num_threads)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+
+
+def _as_array(name: str, value: Any) -> np.ndarray:
+    if not isinstance(value, np.ndarray):
+        raise TypeError(
+            f"{name} must be a numpy array; got {type(value).__name__}. Convert it with np.asarray(...) first."
+        )
+    if value.ndim == 0:
+        raise ValueError(f"{name} must have a first (example) dimension; got a scalar array.")
+    return value
+
+
+def _arrays(x: Any, y: Any) -> tuple[dict[str, np.ndarray], Any]:
+    """Validates x and y as 2.15 did; returns features and labels as dicts (or a direct array)."""
+    if not isinstance(x, (dict, np.ndarray)):
+        raise TypeError(f"x must be a dict or array; got {type(x).__name__}")
+    if isinstance(x, dict):
+        if not x:
+            raise ValueError("x cannot be an empty dict")
+        features = {key: _as_array(f"x[{key!r}]", value) for key, value in x.items()}
+    else:
+        features = {_DIRECT_INPUT: _as_array("x", x)}
+    labels: Any = None
+    if isinstance(y, dict):
+        if not y:
+            raise ValueError("y cannot be empty dict, use None instead.")
+        labels = {key: _as_array(f"y[{key!r}]", value) for key, value in y.items()}
+        duplicates = set(labels) & set(features)
+        if duplicates:
+            raise ValueError(f"{len(duplicates)} duplicate keys are found in both x and y: {duplicates}")
+    elif y is not None:
+        labels = _as_array("y", y)
+    lengths = {len(a) for a in features.values()}
+    lengths |= {len(a) for a in (labels.values() if isinstance(labels, dict) else [labels] if labels is not None else [])}
+    if len(lengths) != 1:
+        x_shapes = {k: v.shape for k, v in features.items()} if isinstance(x, dict) else x.shape
+        if isinstance(labels, dict):
+            y_shapes: Any = {k: v.shape for k, v in labels.items()}
+        else:
+            y_shapes = None if labels is None else labels.shape
+        raise ValueError(
+            "Length of tensors in x and y is mismatched. All elements in x and y must have the same length.\n"
+            f"Shapes in x: {x_shapes}\nShapes in y: {y_shapes}\n"
+        )
+    return features, labels
+
+
+def _dataset(features: Mapping[str, np.ndarray], labels: Any, batch_size: int, num_epochs: int | None,
+             shuffle: bool, num_threads: int) -> Any:
+    """(features, labels) batches gathered from the whole arrays by a pipeline of row indices."""
+    import tensorflow as tf
+
+    with tf.device("/cpu:0"):
+        feature_tensors = {key: tf.convert_to_tensor(value) for key, value in features.items()}
+        if isinstance(labels, dict):
+            label_tensors: Any = {key: tf.convert_to_tensor(value) for key, value in labels.items()}
+        else:
+            label_tensors = None if labels is None else tf.convert_to_tensor(labels)
+    rows = len(next(iter(features.values())))
+    if num_epochs is not None and num_epochs > 0 and num_threads > 1:
+        logger.warning(
+            "num_threads=%d with num_epochs=%d reads the data %d times, as tf.estimator's feeding threads "
+            "each read every epoch. Use num_threads=1 for exactly num_epochs epochs.",
+            num_threads, num_epochs, num_epochs * num_threads,
+        )
+        num_epochs *= num_threads
+    indices = tf.data.Dataset.range(rows)
+    if shuffle:
+        indices = indices.shuffle(max(rows, 1), reshuffle_each_iteration=True)
+    if num_epochs is None:
+        indices = indices.repeat()
+    elif num_epochs <= 0:
+        indices = indices.take(0)
+    elif num_epochs > 1:
+        indices = indices.repeat(num_epochs)
+    indices = indices.batch(batch_size)
+    direct = _DIRECT_INPUT in feature_tensors
+
+    def gather(batch: Any) -> Any:
+        taken = {key: tf.gather(value, batch) for key, value in feature_tensors.items()}
+        batch_features = taken[_DIRECT_INPUT] if direct else taken
+        if label_tensors is None:
+            return batch_features
+        return batch_features, tf.nest.map_structure(lambda value: tf.gather(value, batch), label_tensors)
+
+    return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def numpy_input_fn(
+    x: Any,
+    y: Any = None,
+    batch_size: int = 128,
+    num_epochs: int | None = 1,
+    shuffle: bool | None = None,
+    queue_capacity: int = 1000,
+    num_threads: int = 1,
+) -> Callable[[], Any]:
+    """An input_fn feeding dicts of numpy arrays (or one array) to an Estimator.
+
+    Arguments and batches as ``tf.compat.v1.estimator.inputs.numpy_input_fn`` in TF 2.15 (see
+    the module docstring). The returned input_fn returns a ``tf.data.Dataset`` of
+    ``(features, labels)`` batches, or of features alone when ``y`` is None.
+    """
+    _check_shuffle(shuffle)
+    _check_counts(batch_size, queue_capacity, num_threads)
+
+    def input_fn() -> Any:
+        features, labels = _arrays(x, y)
+        return _dataset(features, labels, batch_size, num_epochs, shuffle, num_threads)
+
+    return input_fn
+
+
+def pandas_input_fn(
+    x: Any,
+    y: Any = None,
+    batch_size: int = 128,
+    num_epochs: int | None = 1,
+    shuffle: bool | None = None,
+    queue_capacity: int = 1000,
+    num_threads: int = 1,
+    target_column: str = "target",
+) -> Callable[[], Any]:
+    """An input_fn feeding a pandas DataFrame (features by column) and a Series or DataFrame (labels).
+
+    As ``tf.compat.v1.estimator.inputs.pandas_input_fn`` in TF 2.15: features are a dict keyed
+    by column name; a Series ``y`` gives a labels tensor, a DataFrame ``y`` a dict by column.
+    ``x`` and ``y`` must share their index; ``target_column`` must not name a column of ``x``.
+    """
+    import pandas as pd
+
+    if not isinstance(x, pd.DataFrame):
+        raise TypeError(f"x must be a pandas DataFrame; got {type(x).__name__}.")
+    _check_shuffle(shuffle)
+    _check_counts(batch_size, queue_capacity, num_threads)
+    if y is not None:
+        if target_column in x:
+            raise ValueError(
+                f"Cannot use name {target_column} for target column: DataFrame already has a column with that name: "
+                f"{x.columns}"
+            )
+        if not np.array_equal(x.index, y.index):
+            raise ValueError(
+                f"Index for x and y are mismatched.\nIndex for x: {x.index}\nIndex for y: {y.index}\n"
+            )
+    features = {column: x[column].to_numpy() for column in x.columns}
+    labels: Any = None
+    if isinstance(y, pd.DataFrame):
+        labels = {column: y[column].to_numpy() for column in y.columns}
+    elif y is not None:
+        labels = np.asarray(y)
+
+    def input_fn() -> Any:
+        return _dataset(features, labels, batch_size, num_epochs, shuffle, num_threads)
+
+    return input_fn
+
+
+__all__ = ["numpy_input_fn", "pandas_input_fn"]
