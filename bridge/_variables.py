@@ -100,6 +100,9 @@ class VariableStore:
         self._thread = threading.local()
         self._by_key: dict[str, tf.Variable] = {}
         self._local_keys: set[str] = set()
+        # TensorFlow's own name of a variable -> its key, where the two differ: a Keras layer
+        # "dense_1" traced in a graph that already used that name scope is "dense_1_1/kernel".
+        self._key_of_tf_name: dict[str, str] = {}
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
@@ -193,7 +196,22 @@ class VariableStore:
             name = f"{prefix}/{name}"
         # v1 slot variables are created with an empty name inside their scope ("dense/kernel/Adam/");
         # tf.estimator's Saver stored them without the trailing slash.
-        return name.rstrip("/") or "Variable"
+        return self._under_primary_key(name.rstrip("/") or "Variable")
+
+    def _under_primary_key(self, name: str) -> str:
+        """Puts a name built from another variable's TensorFlow name under that variable's key.
+
+        A v1 optimizer names its slots after the primary variable's TensorFlow name
+        (``dense_1_1/kernel`` + ``/Adam``); TF1 wrote ``dense_1/kernel/Adam``, because there the
+        variable's name and its checkpoint key were one. So the slot's key is the primary's
+        key plus the slot suffix.
+        """
+        head = name
+        while "/" in head:
+            head = head.rsplit("/", 1)[0]
+            if head in self._key_of_tf_name:
+                return self._key_of_tf_name[head] + name[len(head):]
+        return name
 
     def _register(self, key: str, variable: tf.Variable) -> str:
         """Stores the variable under ``key`` (suffixed ``_1``, ``_2``... if taken); returns the key used."""
@@ -202,4 +220,7 @@ class VariableStore:
             n += 1
             unique = f"{key}_{n}"
         self._by_key[unique] = variable
+        tf_name = _strip_suffix(getattr(variable, "_shared_name", None) or variable.name)
+        if tf_name != unique:
+            self._key_of_tf_name[tf_name] = unique
         return unique
