@@ -39,7 +39,7 @@ def _create_eagerly(kwargs: dict[str, Any], strategy: Any) -> tf.Variable:
     """
     kwargs = {k: v for k, v in kwargs.items() if k in _RESOURCE_VARIABLE_ARGS}
     kwargs["experimental_enable_variable_lifting"] = False
-    with tf.init_scope():
+    with tf.init_scope(), tf.compat.v1.name_scope(None):  # the name given is the whole name
         if strategy is None:
             return resource_variable_ops.ResourceVariable(**kwargs)
         with strategy.scope():
@@ -100,9 +100,6 @@ class VariableStore:
         self._thread = threading.local()
         self._by_key: dict[str, tf.Variable] = {}
         self._local_keys: set[str] = set()
-        # TensorFlow's own name of a variable -> its key, where the two differ: a Keras layer
-        # "dense_1" traced in a graph that already used that name scope is "dense_1_1/kernel".
-        self._key_of_tf_name: dict[str, str] = {}
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
@@ -136,7 +133,7 @@ class VariableStore:
         known |= {id(c) for v in self._by_key.values() for c in getattr(v, "values", ())}
         for variable in variables:
             if id(variable) not in known:
-                self._register(_strip_suffix(variable.name), variable)
+                self._by_key[self._unique(_strip_suffix(variable.name))] = variable
 
     # -- the creator ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -153,7 +150,11 @@ class VariableStore:
     def _create(self, next_creator, **kwargs) -> tf.Variable:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components
             return next_creator(**kwargs)
-        key = self._key_for(kwargs.get("name"))
+        key = self._unique(self._key_for(kwargs.get("name")))
+        # The variable's own name is its key: what a v1 optimizer names its slots after
+        # ("dense_1/kernel/Adam", as TF1 wrote them) and Keras's slot names are built from.
+        # The trace's name scope would say "dense_1_1" for the second Keras layer.
+        kwargs["name"] = key
         initial_value = kwargs.get("initial_value")
         if isinstance(initial_value, tf.Tensor) and not hasattr(initial_value, "numpy"):
             static = tf.get_static_value(initial_value)
@@ -172,13 +173,13 @@ class VariableStore:
             kwargs["experimental_enable_variable_lifting"] = False
             self._thread.inside = True
             try:
-                with tf.init_scope():
+                with tf.init_scope(), tf.compat.v1.name_scope(None):
                     variable = next_creator(**kwargs)
             finally:
                 self._thread.inside = False
-        registered = self._register(key, variable)
+        self._by_key[key] = variable
         if variable.synchronization == tf.VariableSynchronization.ON_READ:
-            self._local_keys.add(registered)
+            self._local_keys.add(key)
         self._add_to_collections(variable)
         return variable
 
@@ -196,31 +197,12 @@ class VariableStore:
             name = f"{prefix}/{name}"
         # v1 slot variables are created with an empty name inside their scope ("dense/kernel/Adam/");
         # tf.estimator's Saver stored them without the trailing slash.
-        return self._under_primary_key(name.rstrip("/") or "Variable")
+        return name.rstrip("/") or "Variable"
 
-    def _under_primary_key(self, name: str) -> str:
-        """Puts a name built from another variable's TensorFlow name under that variable's key.
-
-        A v1 optimizer names its slots after the primary variable's TensorFlow name
-        (``dense_1_1/kernel`` + ``/Adam``); TF1 wrote ``dense_1/kernel/Adam``, because there the
-        variable's name and its checkpoint key were one. So the slot's key is the primary's
-        key plus the slot suffix.
-        """
-        head = name
-        while "/" in head:
-            head = head.rsplit("/", 1)[0]
-            if head in self._key_of_tf_name:
-                return self._key_of_tf_name[head] + name[len(head):]
-        return name
-
-    def _register(self, key: str, variable: tf.Variable) -> str:
-        """Stores the variable under ``key`` (suffixed ``_1``, ``_2``... if taken); returns the key used."""
+    def _unique(self, key: str) -> str:
+        """``key``, suffixed ``_1``, ``_2``... if a variable already has it."""
         unique, n = key, 0
         while unique in self._by_key:
             n += 1
             unique = f"{key}_{n}"
-        self._by_key[unique] = variable
-        tf_name = _strip_suffix(getattr(variable, "_shared_name", None) or variable.name)
-        if tf_name != unique:
-            self._key_of_tf_name[tf_name] = unique
         return unique
