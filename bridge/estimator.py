@@ -188,6 +188,14 @@ class Estimator:
             raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
         return path
 
+    def _checkpoint_to_read(self, checkpoint_path: str | None) -> str | None:
+        """The given checkpoint (which must exist, as tf.estimator checked), else the latest one."""
+        if not checkpoint_path:
+            return self.latest_checkpoint()
+        if not tf.io.gfile.exists(os.fspath(checkpoint_path) + ".index"):
+            raise ValueError(f"The passed save_path is not a valid checkpoint: {checkpoint_path}")
+        return os.fspath(checkpoint_path)
+
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint."""
         return [name for name, _ in tf.train.list_variables(self._require_checkpoint())]
@@ -475,7 +483,7 @@ class Estimator:
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         user_hooks = check_hooks(hooks)
-        checkpoint_path = checkpoint_path or self.latest_checkpoint()
+        checkpoint_path = self._checkpoint_to_read(checkpoint_path)
         _set_random_seed(self._config.tf_random_seed)
         strategy = self._config.eval_distribute
         data = self._input(input_fn, ModeKeys.EVAL, strategy)
@@ -505,6 +513,7 @@ class Estimator:
             store = VariableStore(strategy)
             step = TracedStep(store, iterator, body, strategy=strategy, collect=_is_host_input, sum_loss=True)
         del iterator
+        _refuse_unupdated_keras_metrics(step)
         try:
             batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy)
         finally:
@@ -564,7 +573,7 @@ class Estimator:
             feeder.finish()
             merge_across_workers(host_ops, strategy)
         for key, op in host_ops.items():
-            last["metric/" + key] = op.result()
+            last["metric/" + key] = _as_float32(op.result())  # the C++ engine's float64, as 2.15's float32
         for hook in step.hooks:
             hook.end(None)
         return batches, loss_sum, last
@@ -580,7 +589,7 @@ class Estimator:
     ) -> Iterator[Any]:
         """Yields predictions one example (or one batch) at a time. Lazy: nothing runs until iterated."""
         user_hooks = check_hooks(hooks)
-        checkpoint_path = checkpoint_path or self.latest_checkpoint()
+        checkpoint_path = self._checkpoint_to_read(checkpoint_path)
         _set_random_seed(self._config.tf_random_seed)
         data = self._input(input_fn, ModeKeys.PREDICT)
         if data.endless:
@@ -630,6 +639,27 @@ class Estimator:
             step.close()
 
     # -- export ------------------------------------------------------------------------------
+    def export_savedmodel(
+        self,
+        export_dir_base,
+        serving_input_receiver_fn,
+        assets_extra=None,
+        as_text=False,
+        checkpoint_path=None,
+        strip_default_attrs=False,
+    ) -> bytes:
+        """The TF 1.x name of :meth:`export_saved_model` (deprecated there too; same warning).
+
+        ``strip_default_attrs`` is accepted: TensorFlow 2 SavedModels always strip default attrs.
+        """
+        logger.warning(
+            "Estimator.export_savedmodel (from bridge.estimator) is deprecated and will be removed in a future "
+            "version.\nInstructions for updating:\nThis function has been renamed, use `export_saved_model` instead."
+        )
+        return self.export_saved_model(
+            export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path
+        )
+
     def export_saved_model(
         self,
         export_dir_base,
@@ -656,6 +686,30 @@ def _metric_value(key: str, metric: Any) -> tf.Tensor:
     if hasattr(metric, "result") and hasattr(metric, "update_state"):
         return metric.result()
     raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
+
+
+def _as_float32(value: Any) -> Any:
+    """A float64 metric value (scalar or array) as float32, the dtype tf.estimator's metrics returned."""
+    array = np.asarray(value)
+    if array.dtype != np.float64:
+        return value
+    return np.float32(array) if array.ndim == 0 else array.astype(np.float32)
+
+
+def _refuse_unupdated_keras_metrics(step: TracedStep) -> None:
+    """A Keras metric object in eval_metric_ops whose update_state model_fn never called: 2.15's error.
+
+    Its value would be a constant (usually 0) at every step, silently.
+    """
+    for key, metric in sorted(step.spec.eval_metric_ops.items()):
+        if isinstance(metric, tuple) or not (hasattr(metric, "update_state") and getattr(metric, "variables", None)):
+            continue
+        try:
+            written = step.written_variables({str(i): v for i, v in enumerate(metric.variables)})
+        except (AttributeError, TypeError):  # distributed variables: not checked
+            continue
+        if not written:
+            raise ValueError(f'Please call update_state(...) on the "{metric.name}" metric')
 
 
 def _is_host_input(name: str) -> bool:
