@@ -1,34 +1,189 @@
-"""Name-based checkpoints in model_dir, written so that a half-written one is never "latest".
+"""Name-based checkpoints in model_dir: saved so that a kill never loses one, and recovered
+from damaged model_dirs without starting over silently.
 
 Format: TensorFlow's V2 checkpoint (``model.ckpt-<step>.index`` / ``.data-*``), keyed by
 variable name as tf.estimator's Saver wrote them, so ``tf.train.load_checkpoint`` and
-``tf.train.list_variables`` read them. TensorFlow writes the data into a temporary
-directory and renames it; the ``checkpoint`` state file is replaced atomically afterwards.
-A process killed mid-save therefore leaves the previous checkpoint as the latest.
+``tf.train.list_variables`` read them.
+
+Save order (each step leaves a model_dir that restores the newest finished checkpoint):
+TensorFlow's ``SaveV2`` writes the data and index under temporary names and renames them;
+then the ``checkpoint`` state file is replaced atomically (temporary file + ``os.replace``)
+naming the new checkpoint; only then are checkpoints beyond ``max_to_keep`` deleted.
+
+Recovery (``find_checkpoint``): the checkpoint the state file names, when it is intact;
+otherwise the newest intact ``model.ckpt-*`` with a WARNING naming what was skipped and why;
+when checkpoint files exist but none is intact, a ``CheckpointRecoveryError`` that says how to
+proceed, never a silent start from step 0. See docs/design.md, "Checkpoints".
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
+import glob
 import logging
 import os
+import re
+import tempfile
 import time
-from typing import Mapping
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState  # the state file's schema
+
+from bridge._trainer_lock import TrainerLock
 
 logger = logging.getLogger("bridge")
 
 CHECKPOINT_BASENAME = "model.ckpt"
+STATE_FILE = "checkpoint"
+
+__all__ = [
+    "CHECKPOINT_BASENAME",
+    "CheckpointRecoveryError",
+    "CheckpointWriter",
+    "TrainerLock",
+    "assert_finite",
+    "find_checkpoint",
+    "latest_checkpoint",
+    "read_global_step",
+    "restore",
+]
+
+
+class CheckpointRecoveryError(RuntimeError):
+    """model_dir holds checkpoint files, but none of them can be restored."""
+
+
+class _State(NamedTuple):
+    """What the ``checkpoint`` state file says, or why it could not be read."""
+
+    latest: str | None  # full prefix
+    all: list[str]  # full prefixes, oldest first
+    problem: str | None
+
+
+def _step_of(prefix: str) -> int | None:
+    match = re.search(r"-(\d+)$", prefix)
+    return int(match.group(1)) if match else None
+
+
+def _read_state(model_dir: str) -> _State:
+    path = os.path.join(model_dir, STATE_FILE)
+    if not os.path.exists(path):
+        return _State(None, [], f"the state file {path} is missing")
+    try:
+        with open(path, "rb") as f:
+            state = text_format.Parse(f.read().decode("utf-8"), CheckpointState())
+    except Exception as error:  # ParseError, UnicodeDecodeError, ...: the file is garbage
+        return _State(None, [], f"the state file {path} cannot be parsed ({type(error).__name__}: {error})")
+    if not state.model_checkpoint_path:
+        return _State(None, [], f"the state file {path} names no checkpoint")
+
+    def full(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(model_dir, p)
+
+    return _State(full(state.model_checkpoint_path), [full(p) for p in state.all_model_checkpoint_paths], None)
+
+
+def checkpoint_problem(prefix: str) -> str | None:
+    """Why the checkpoint at ``prefix`` cannot be restored, or None when it is intact.
+
+    Cheap: parses the index, checks that the data shards exist and hold at least the bytes
+    the index describes, and reads the global step; it does not read every tensor.
+    """
+    index = prefix + ".index"
+    if not os.path.exists(index):
+        return f"its index file {index} is missing"
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        shapes = reader.get_variable_to_shape_map()
+        dtypes = reader.get_variable_to_dtype_map()
+    except Exception as error:
+        return f"its index file {index} cannot be read ({type(error).__name__}: {error})"
+    shards = sorted(glob.glob(glob.escape(prefix) + ".data-?????-of-?????"))
+    expected = int(shards[0].rsplit("-of-", 1)[1]) if shards else 1
+    if len(shards) != expected:
+        return f"its data files {prefix}.data-*-of-{expected:05d} are incomplete ({len(shards)} of {expected})"
+    needed = sum(int(np.prod(shapes[k], dtype=np.int64)) * dtypes[k].size for k in shapes if dtypes[k] != tf.string)
+    held = sum(os.path.getsize(s) for s in shards)
+    if held < needed:
+        return f"its data file {shards[0]} is truncated ({held} bytes, the index describes {needed})"
+    if "global_step" in shapes:
+        try:
+            reader.get_tensor("global_step")
+        except Exception as error:
+            return f"its data file {shards[0]} cannot be read ({type(error).__name__}: {error})"
+    return None
+
+
+def _prefixes_on_disk(model_dir: str) -> list[str]:
+    """Every ``model.ckpt-<step>`` with an index or data file (complete or not), newest first."""
+    names = glob.glob(os.path.join(glob.escape(model_dir), CHECKPOINT_BASENAME + "-*"))
+    prefixes = set()
+    for name in names:
+        match = re.match(r"^(.*-\d+)\.(index|data-\d{5}-of-\d{5})$", name)
+        if match:
+            prefixes.add(match.group(1))
+    return sorted(prefixes, key=lambda p: _step_of(p) or -1, reverse=True)
+
+
+_warned: set[str] = set()
+
+
+def find_checkpoint(model_dir: str | None) -> str | None:
+    """The checkpoint to restore from ``model_dir``: see the module docstring for the rules.
+
+    Returns None when model_dir holds no checkpoint files at all. Raises
+    ``CheckpointRecoveryError`` when it holds some but none is intact.
+    """
+    if not model_dir or not os.path.isdir(model_dir):
+        return None
+    state = _read_state(model_dir)
+    if state.latest is not None and checkpoint_problem(state.latest) is None:
+        return state.latest
+    skipped = [] if state.problem is None else [state.problem]
+    candidates = _prefixes_on_disk(model_dir)
+    if state.latest is not None and state.latest not in candidates:
+        candidates.insert(0, state.latest)
+    chosen = None
+    for prefix in candidates:
+        problem = checkpoint_problem(prefix)
+        if problem is None:
+            chosen = prefix
+            break
+        skipped.append(f"{prefix}: {problem}")
+    if chosen is None:
+        if not candidates and not os.path.exists(os.path.join(model_dir, STATE_FILE)):
+            return None
+        raise CheckpointRecoveryError(
+            f"model_dir {model_dir} holds checkpoint files, but none of them can be restored: "
+            + "; ".join(skipped)
+            + ". Refusing to start from scratch, which would replace the trained model. To start over, "
+            "move these files out of model_dir (or use a new model_dir); to start from weights you "
+            "have elsewhere, pass warm_start_from=<checkpoint> explicitly."
+        )
+    if skipped:
+        message = (
+            f"Checkpoint recovery in {model_dir}: restoring {chosen}, the newest intact checkpoint. "
+            "Skipped: " + "; ".join(skipped) + ". Checkpoints newer than it are left in place."
+        )
+        if message not in _warned:  # once per damage, not at every call that looks
+            _warned.add(message)
+            logger.warning(message)
+    return chosen
 
 
 def latest_checkpoint(model_dir: str | None) -> str | None:
-    """Newest complete checkpoint prefix in ``model_dir``, or None."""
-    if not model_dir:
-        return None
-    return tf.train.latest_checkpoint(model_dir)
+    """Newest restorable checkpoint prefix in ``model_dir``, or None (see ``find_checkpoint``)."""
+    return find_checkpoint(model_dir)
+
+
+def has_checkpoint_files(model_dir: str | None) -> bool:
+    """Whether model_dir holds any checkpoint file (intact or not)."""
+    return bool(model_dir) and (
+        os.path.exists(os.path.join(model_dir, STATE_FILE)) or bool(_prefixes_on_disk(model_dir))
+    )
 
 
 def read_global_step(checkpoint_path: str | None) -> int:
@@ -43,7 +198,13 @@ def read_global_step(checkpoint_path: str | None) -> int:
 
 def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
     """Loads every variable from the checkpoint, or raises naming the keys that do not match."""
-    reader = tf.train.load_checkpoint(checkpoint_path)
+    try:
+        reader = tf.train.load_checkpoint(checkpoint_path)
+    except Exception as error:
+        raise ValueError(
+            f"Restoring from checkpoint {checkpoint_path} failed: its index file {checkpoint_path}.index "
+            f"cannot be read ({type(error).__name__}: {error})."
+        ) from error
     shapes = reader.get_variable_to_shape_map()
     missing = [key for key in variables if key not in shapes]
     if missing:
@@ -59,14 +220,63 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
                 f"{checkpoint_path} but {variable.shape.as_list()} in the model_fn."
             )
     keys = list(variables)
-    values = tf.raw_ops.RestoreV2(
-        prefix=checkpoint_path,
-        tensor_names=keys,
-        shape_and_slices=[""] * len(keys),
-        dtypes=[variables[k].dtype for k in keys],
-    )
+    try:
+        values = tf.raw_ops.RestoreV2(
+            prefix=checkpoint_path,
+            tensor_names=keys,
+            shape_and_slices=[""] * len(keys),
+            dtypes=[variables[k].dtype for k in keys],
+        )
+    except tf.errors.OpError as error:
+        raise ValueError(
+            f"Restoring from checkpoint {checkpoint_path} failed while reading its data files "
+            f"({checkpoint_path}.data-*): {error.message}"
+        ) from error
     for key, value in zip(keys, values):
         variables[key].assign(value)
+
+
+def _write_state(model_dir: str, latest: str, kept: list[str]) -> None:
+    """Replaces the ``checkpoint`` state file atomically (temporary file, fsync, ``os.replace``).
+
+    Paths are written relative to model_dir, so that a copied or moved model_dir still works.
+    """
+    lines = [f'model_checkpoint_path: "{os.path.basename(latest)}"']
+    lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
+    handle, temp = tempfile.mkstemp(prefix=STATE_FILE + ".tmp", dir=model_dir)
+    try:
+        with os.fdopen(handle, "w") as out:
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, os.path.join(model_dir, STATE_FILE))
+    except Exception:  # a failed write leaves no temporary file (a killed one is cleaned up later)
+        if os.path.exists(temp):
+            os.remove(temp)
+        raise
+
+
+def _remove_checkpoint(prefix: str) -> None:
+    for name in glob.glob(glob.escape(prefix) + ".*"):
+        os.remove(name)
+
+
+def clean_interrupted_saves(model_dir: str) -> list[str]:
+    """Deletes the temporary files of saves that were killed or failed; returns their names.
+
+    Call only while holding the model_dir's ``TrainerLock``: another trainer's save in
+    progress has the same kind of temporary files.
+    """
+    patterns = [STATE_FILE + ".tmp*", CHECKPOINT_BASENAME + "-*.tempstate*"]
+    removed = []
+    for pattern in patterns:
+        for name in glob.glob(os.path.join(glob.escape(model_dir), pattern)):
+            if os.path.isfile(name):
+                os.remove(name)
+                removed.append(name)
+    if removed:
+        logger.info("Removed temporary files of interrupted checkpoint saves: %s", removed)
+    return removed
 
 
 class CheckpointWriter:
@@ -74,8 +284,12 @@ class CheckpointWriter:
 
     Also keeps one checkpoint every ``keep_checkpoint_every_n_hours`` for good, as tf.estimator's
     Saver did. Works for plain and distributed (``tf.distribute``) variables alike: values are
-    read in cross-replica context and written with TensorFlow's ``SaveV2`` op, which writes to
-    temporary files and renames them; the state file is then replaced atomically.
+    read in cross-replica context and written with TensorFlow's ``SaveV2`` op.
+
+    ``restored`` is the checkpoint training resumed from. Only checkpoints the state file lists
+    up to that step are candidates for deletion: a damaged checkpoint newer than it is never
+    deleted (a later save of the same step replaces it). Saving the restored step again writes
+    nothing, so a model_dir on a full disk can still resume.
     """
 
     def __init__(
@@ -84,61 +298,82 @@ class CheckpointWriter:
         variables: Mapping[str, tf.Variable],
         max_to_keep: int | None = 5,
         keep_checkpoint_every_n_hours: float | None = 10000,
+        restored: str | None = None,
     ) -> None:
         self._model_dir = model_dir
         self._prefix = os.path.join(model_dir, CHECKPOINT_BASENAME)
         self._variables = dict(variables)
         self._max_to_keep = max_to_keep or None
         self._keep_every_secs = (keep_checkpoint_every_n_hours or 0) * 3600 or None
-        state = tf.train.get_checkpoint_state(model_dir)
-        self._kept: list[str] = []
-        if state is not None:
-            self._kept = [
-                path if os.path.isabs(path) else os.path.join(model_dir, path)
-                for path in state.all_model_checkpoint_paths
-            ]
+        self._restored = restored
+        restored_step = _step_of(restored) if restored else None
+        state = _read_state(model_dir)
+        self._state_latest = state.latest
+        kept = [
+            p for p in state.all
+            if restored_step is not None and (_step_of(p) or 0) <= restored_step and glob.glob(glob.escape(p) + ".*")
+        ]
+        if restored and restored not in kept:
+            kept.append(restored)
+        self._kept: list[str] = sorted(kept, key=lambda p: _step_of(p) or 0)
         self._next_permanent = time.time() + self._keep_every_secs if self._keep_every_secs else None
         self.last_saved_step: int | None = None
+        clean_interrupted_saves(model_dir)
 
     def save(self, step: int) -> str:
         path = f"{self._prefix}-{step}"
-        keys = list(self._variables)
-        tf.raw_ops.SaveV2(
-            prefix=path,
-            tensor_names=keys,
-            shape_and_slices=[""] * len(keys),
-            tensors=[self._variables[k].read_value() for k in keys],
-        )
-        if path in self._kept:
-            self._kept.remove(path)
-        self._kept.append(path)
-        self._retire_old()
-        # Relative paths, so that a copied or moved model_dir still works. (TensorFlow logs a
-        # deprecation notice for this function; it is still the writer of the state file.)
-        tf_logger = tf.get_logger()
-        level = tf_logger.level
-        tf_logger.setLevel(logging.ERROR)
-        try:
-            tf.compat.v1.train.update_checkpoint_state(
-                self._model_dir,
-                os.path.basename(path),
-                all_model_checkpoint_paths=[os.path.basename(p) for p in self._kept],
-            )
-        finally:
-            tf_logger.setLevel(level)
-        self.last_saved_step = step
+        if self.last_saved_step is None and path == self._restored:
+            # Already on disk (training resumed from it): writing it again would need a whole
+            # checkpoint's free space, and a full disk would then block every restart.
+            if self._state_latest != path:
+                _write_state(self._model_dir, path, self._kept)
+            self.last_saved_step = step
+            return path
         logger.info("Saving checkpoints for %d into %s.", step, self._prefix)
+        keys = list(self._variables)
+        try:
+            tf.raw_ops.SaveV2(
+                prefix=path,
+                tensor_names=keys,
+                shape_and_slices=[""] * len(keys),
+                tensors=[self._variables[k].read_value() for k in keys],
+            )
+        except tf.errors.OpError as error:
+            clean_interrupted_saves(self._model_dir)
+            previous = self._kept[-1] if self._kept else None
+            raise OSError(
+                f"Could not save checkpoint {path}: {error.message}. "
+                + (f"The previous checkpoint {previous} is intact; " if previous else "")
+                + f"free space in {self._model_dir} (or fix the error) and train again: training "
+                "resumes from the newest intact checkpoint."
+            ) from error
+        kept = [p for p in self._kept if p != path] + [path]
+        retired = self._retire(kept)
+        try:
+            _write_state(self._model_dir, path, kept)  # the new checkpoint is "latest" before any deletion
+        except OSError as error:
+            raise OSError(
+                f"Saved checkpoint {path} but could not update the state file "
+                f"{os.path.join(self._model_dir, STATE_FILE)}: {error}. No checkpoint was deleted."
+            ) from error
+        self._kept = kept
+        self._state_latest = path
+        for old in retired:
+            _remove_checkpoint(old)
+        self.last_saved_step = step
         return path
 
-    def _retire_old(self) -> None:
-        while self._max_to_keep is not None and len(self._kept) > self._max_to_keep:
-            oldest = self._kept.pop(0)
+    def _retire(self, kept: list[str]) -> list[str]:
+        """Pops the checkpoints beyond max_to_keep off ``kept``; returns those to delete."""
+        retired = []
+        while self._max_to_keep is not None and len(kept) > self._max_to_keep:
+            oldest = kept.pop(0)
             written = os.path.getmtime(oldest + ".index") if os.path.exists(oldest + ".index") else 0.0
             if self._next_permanent is not None and written >= self._next_permanent:
                 self._next_permanent += self._keep_every_secs
                 continue  # kept for good; no longer tracked
-            for name in tf.io.gfile.glob(oldest + ".*"):
-                tf.io.gfile.remove(name)
+            retired.append(oldest)
+        return retired
 
 
 def assert_finite(variables: Mapping[str, tf.Variable]) -> None:
@@ -146,45 +381,3 @@ def assert_finite(variables: Mapping[str, tf.Variable]) -> None:
     for key, variable in variables.items():
         if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all():
             raise ValueError(f"Variable '{key}' holds NaN or inf values; refusing to save it.")
-
-
-class TrainerLock:
-    """An exclusive lock on model_dir for the duration of ``train``.
-
-    Two independent trainers writing one model_dir would interleave checkpoints; the second
-    gets a clear error instead. The lock is an OS file lock, released by the kernel when the
-    process dies, so a killed trainer never leaves a stale lock behind.
-    """
-
-    def __init__(self, model_dir: str) -> None:
-        self._path = os.path.join(model_dir, ".bridge-train.lock")
-        self._file = None
-
-    def __enter__(self) -> "TrainerLock":
-        os.makedirs(os.path.dirname(self._path), exist_ok=True)
-        handle = open(self._path, "a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            handle.seek(0)
-            owner = handle.read().strip() or "unknown"
-            handle.close()
-            if error.errno in (errno.EAGAIN, errno.EACCES):
-                raise RuntimeError(
-                    f"Another trainer (pid {owner}) is already training in model_dir "
-                    f"{os.path.dirname(self._path)}. Two independent trainers cannot share a "
-                    "model_dir; use a different model_dir, or a tf.distribute cluster."
-                ) from None
-            raise
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self._file = handle
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._file is not None:
-            fcntl.flock(self._file, fcntl.LOCK_UN)
-            self._file.close()
-            self._file = None

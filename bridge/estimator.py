@@ -182,6 +182,20 @@ class Estimator:
         """Full path of the newest checkpoint in model_dir, or None."""
         return _checkpoints.latest_checkpoint(self.model_dir)
 
+    def _resume_checkpoint(self) -> str | None:
+        """The checkpoint train() resumes from (see docs/design.md, "Checkpoints").
+
+        When model_dir holds only damaged checkpoints, training refuses to start from scratch,
+        unless warm_start_from was given explicitly.
+        """
+        try:
+            return self.latest_checkpoint()
+        except _checkpoints.CheckpointRecoveryError as error:
+            if self._warm_start_settings is None:
+                raise
+            logger.warning("%s Warm-starting from warm_start_from as asked; the damaged files stay.", error)
+            return None
+
     def _require_checkpoint(self) -> str:
         path = self.latest_checkpoint()
         if not path:
@@ -304,8 +318,9 @@ class Estimator:
                 "There should be a CheckpointSaverHook to use saving_listeners. Enable checkpoints with "
                 "RunConfig(save_checkpoints_steps=...) or save_checkpoints_secs=..."
             )
+        resume_from = self._resume_checkpoint()  # a damaged model_dir is refused before anything is written
         if max_steps is not None:
-            start = _checkpoints.read_global_step(self.latest_checkpoint())
+            start = _checkpoints.read_global_step(resume_from)
             if max_steps <= start:
                 logger.info("Skipping training since max_steps has already saved.")
                 return self
@@ -378,7 +393,7 @@ class Estimator:
         iterations = config.iterations_per_loop
         limit = steps
         if max_steps is not None:
-            limit = max_steps - _checkpoints.read_global_step(self.latest_checkpoint())
+            limit = max_steps - _checkpoints.read_global_step(self._resume_checkpoint())
         if self._groups_steps(ModeKeys.TRAIN, strategy, dataset, limit) and groupable(user_hooks):
             iterations = config.max_steps_per_call
         step = TracedStep(
@@ -410,14 +425,14 @@ class Estimator:
         return not known or min(known) >= GROUPING_MIN_CALLS[mode] * config.max_steps_per_call
 
     def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners) -> float | None:
-        checkpoint = self.latest_checkpoint()
+        checkpoint = self._resume_checkpoint()
         self._restore_or_warm_start(store, checkpoint, purpose="")
         start_step = int(store.global_step.numpy())
         if stop_hook is not None:
             stop_hook.resolve_start(start_step)
         # Only the chief saves. A non-chief's copy of the (mirrored) variables equals the chief's,
         # and the writer reads local copies only, so skipping needs no collective with the others.
-        saver = _CheckpointSaver(self, store, listeners) if self._checkpointing_enabled() and self._is_chief_trainer() else None
+        saver = _CheckpointSaver(self, store, listeners, checkpoint) if self._checkpointing_enabled() and self._is_chief_trainer() else None
         for hook in step.hooks:
             hook.after_create_session(None, None)
         if saver is not None:
@@ -766,11 +781,13 @@ def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
 class _CheckpointSaver:
     """tf.estimator's checkpoint policy: at start, every N steps or secs, and at the end."""
 
-    def __init__(self, estimator: Estimator, store: VariableStore, listeners: Sequence[CheckpointSaverListener]) -> None:
+    def __init__(self, estimator: Estimator, store: VariableStore, listeners: Sequence[CheckpointSaverListener],
+                 restored: str | None) -> None:
         config = estimator._config
         self._variables = store.saveable
         self._writer = _checkpoints.CheckpointWriter(
-            estimator.model_dir, self._variables, config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+            estimator.model_dir, self._variables, config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours,
+            restored=restored,
         )
         self._every_steps = config.save_checkpoints_steps
         self._every_secs = config.save_checkpoints_secs
