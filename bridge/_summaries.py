@@ -21,6 +21,11 @@ class SummaryWriter:
         with self._writer.as_default(step=step):
             tf.summary.scalar(tag, float(value))
 
+    def serialized(self, summary: bytes, step: int) -> None:
+        """Writes a serialized ``Summary`` protocol buffer (what v1 summary ops produce) as it is."""
+        with self._writer.as_default(step=step):
+            tf.summary.experimental.write_raw_pb(summary, step=step)
+
     def write_eval_results(self, results: Mapping[str, Any], step: int, checkpoint_path: str | None) -> None:
         """Writes an evaluate() result dict as tf.estimator did: scalars, tensors, checkpoint path."""
         with self._writer.as_default(step=step):
