@@ -1,0 +1,75 @@
+"""tf.compat.v1.train.init_from_checkpoint in model_fn: 2.15's maps and errors, applied once."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import bridge
+from compat._legacy import facts, module
+
+FACTS = facts("init_from_checkpoint")
+CASES = module("init_from_checkpoint", "cases")
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    return CASES.write_checkpoint(str(tmp_path_factory.mktemp("ckpt") / "model.ckpt"))
+
+
+@pytest.mark.parametrize("case", sorted(FACTS["cases"]))
+def test_assignment_map_forms_and_errors_match_2_15(tmp_path, checkpoint, case):
+    model_fn, names = CASES.make_model_fn(bridge.EstimatorSpec, case, checkpoint)
+    estimator = bridge.Estimator(model_fn, str(tmp_path), bridge.RunConfig(log_step_count_steps=None))
+    expected = FACTS["cases"][case]
+    if "error" in expected:
+        with pytest.raises(ValueError) as raised:
+            estimator.train(CASES.input_fn, steps=2)
+        # the checkpoint path differs; the names 2.15's message gives must be in ours
+        for word in ("old/missing", "old/extra", "old/w", "doesn't match", "scope"):
+            if word in expected["message"]:
+                assert word in str(raised.value)
+        return
+    estimator.train(CASES.input_fn, steps=2)
+    for name in names:
+        np.testing.assert_array_equal(estimator.get_variable_value(name), expected["values"][name], err_msg=name)
+
+
+def _keras_model_fn(checkpoint, learning_rate):
+    def model_fn(features, labels, mode):
+        with tf.compat.v1.variable_scope("old"):
+            w = tf.compat.v1.get_variable("w", [2, 2], initializer=tf.compat.v1.zeros_initializer())
+        dense = keras.layers.Dense(3, kernel_initializer="zeros", name="v")
+        dense.build((None, 2))
+        tf.compat.v1.train.init_from_checkpoint(checkpoint, {"old/": "old/", "other/v": dense.bias})
+        y = dense(tf.matmul(features["x"], w))
+        loss = tf.reduce_mean(tf.square(y - 1.0))
+        step = tf.compat.v1.train.get_global_step()
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(learning_rate).minimize(loss, global_step=step)
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    return model_fn
+
+
+def _input_fn():
+    return tf.data.Dataset.from_tensors(({"x": np.ones((1, 2), np.float32)}, np.zeros((1, 1), np.float32))).repeat()
+
+
+def test_initialises_once_then_trains_and_resumes_from_model_dir(tmp_path, checkpoint):
+    """Not re-assigned every step (training moves), and not applied over model_dir's own checkpoint."""
+    config = bridge.RunConfig(log_step_count_steps=None)
+    initial = bridge.Estimator(_keras_model_fn(checkpoint, 0.0), str(tmp_path / "frozen"), config)
+    initial.train(_input_fn, steps=1)
+    np.testing.assert_array_equal(initial.get_variable_value("v/bias"), [3.0, 3.0, 3.0])  # a Keras 3 variable
+    np.testing.assert_array_equal(initial.get_variable_value("old/w"), np.ones((2, 2)))
+
+    estimator = bridge.Estimator(_keras_model_fn(checkpoint, 0.05), str(tmp_path / "trained"), config)
+    estimator.train(_input_fn, steps=3)
+    after_first = estimator.get_variable_value("v/bias")
+    assert not np.allclose(after_first, 3.0)  # trained away from the checkpoint values
+    estimator.train(_input_fn, steps=3)
+    after_second = estimator.get_variable_value("v/bias")
+    assert np.all(after_second < after_first)  # continued from model_dir, not restarted from 3.0
+    assert estimator.get_variable_value("global_step") == 6
