@@ -39,6 +39,13 @@ _LAZY_NAMES = {
     "FinalExporter": "bridge.training_loop",
     "model_to_estimator": "bridge.keras_bridge",
     "estimator_to_keras": "bridge.keras_bridge",
+    # canned estimators and heads (bridge/canned/)
+    **{name: "bridge.canned" for name in (
+        "DNNClassifier", "DNNRegressor", "DNNEstimator", "LinearClassifier", "LinearRegressor",
+        "LinearEstimator", "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor",
+        "DNNLinearCombinedEstimator", "BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
+        "Head", "BinaryClassHead", "MultiClassHead", "RegressionHead", "PoissonRegressionHead",
+        "LogisticRegressionHead")},
 }
 _LAZY_MODULES = {"metrics", "hooks", "export_output", "export", "inputs"}
 
@@ -60,6 +67,26 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static tools see the real names
+    from bridge.canned import (
+        BaselineClassifier,
+        BaselineEstimator,
+        BaselineRegressor,
+        BinaryClassHead,
+        DNNClassifier,
+        DNNEstimator,
+        DNNLinearCombinedClassifier,
+        DNNLinearCombinedEstimator,
+        DNNLinearCombinedRegressor,
+        DNNRegressor,
+        Head,
+        LinearClassifier,
+        LinearEstimator,
+        LinearRegressor,
+        LogisticRegressionHead,
+        MultiClassHead,
+        PoissonRegressionHead,
+        RegressionHead,
+    )
     from bridge.estimator import Estimator
     from bridge.estimator_spec import EstimatorSpec
     from bridge.hooks import (

@@ -1,0 +1,75 @@
+"""``LinearClassifier``, ``LinearRegressor``, ``LinearEstimator``: weighted sums of feature columns.
+
+Variables carry tf.estimator 2.15's names (``linear/linear_model/<column>/weights``,
+``linear/linear_model/bias_weights``). The default optimizer is Ftrl with learning rate 0.2, as
+2.15 measured (any optimizer name gets 0.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import tensorflow as tf
+
+from bridge.canned import _common, _feature_columns
+from bridge.canned.heads import Head
+
+LEARNING_RATE = 0.2
+
+
+def linear_logits(features: Any, feature_columns: tuple, units: int, sparse_combiner: str) -> tf.Tensor:
+    """The model's logits under ``linear/``."""
+    _feature_columns.validate_features(features)
+    with tf.compat.v1.variable_scope("linear"):
+        return _feature_columns.linear_logits(features, feature_columns, units, sparse_combiner)
+
+
+def _linear_model_fn(head: Head, feature_columns: tuple, optimizer: Any, sparse_combiner: str) -> Callable:
+    def model_fn(features, labels, mode, config):
+        logits = linear_logits(features, feature_columns, head.logits_dimension, sparse_combiner)
+        return _common.spec_with_optimizer(head, features, labels, mode, logits, optimizer, LEARNING_RATE,
+                                           _feature_columns.trainable_variables("linear"))
+
+    return model_fn
+
+
+class LinearEstimator(_common.CannedEstimator):
+    """A linear model with any ``head`` (``tf.estimator.LinearEstimator``).
+
+    Args:
+      head: a ``bridge.Head``.
+      feature_columns: ``tf.feature_column`` columns of any kind (categorical columns get one
+        weight per bucket; crossed columns one per hashed cross).
+      optimizer: ``'Ftrl'`` (default, learning rate 0.2), another name, a Keras 3 optimizer or a
+        callable returning one.
+      sparse_combiner: how a multivalent categorical column's weights combine: ``'sum'``,
+        ``'mean'`` or ``'sqrtn'``.
+    """
+
+    def __init__(self, head: Head, feature_columns: Any, model_dir: Any = None, optimizer: Any = "Ftrl",
+                 config: Any = None, sparse_combiner: str = "sum", warm_start_from: Any = None) -> None:
+        head = _common.check_head(head)
+        model_fn = _linear_model_fn(head, _feature_columns.normalize_columns(feature_columns), optimizer or "Ftrl",
+                                    sparse_combiner)
+        super().__init__(model_fn, head, model_dir, config, warm_start_from)
+
+
+class LinearClassifier(LinearEstimator):
+    """A linear classifier (``tf.estimator.LinearClassifier``): logistic regression for 2 classes."""
+
+    def __init__(self, feature_columns: Any, model_dir: Any = None, n_classes: int = 2, weight_column: Any = None,
+                 label_vocabulary: Sequence[str] | None = None, optimizer: Any = "Ftrl", config: Any = None,
+                 warm_start_from: Any = None, loss_reduction: str = _common.DEFAULT_LOSS_REDUCTION,
+                 sparse_combiner: str = "sum") -> None:
+        head = _common.classification_head(n_classes, weight_column, label_vocabulary, loss_reduction)
+        super().__init__(head, feature_columns, model_dir, optimizer, config, sparse_combiner, warm_start_from)
+
+
+class LinearRegressor(LinearEstimator):
+    """A linear regressor (``tf.estimator.LinearRegressor``)."""
+
+    def __init__(self, feature_columns: Any, model_dir: Any = None, label_dimension: int = 1,
+                 weight_column: Any = None, optimizer: Any = "Ftrl", config: Any = None, warm_start_from: Any = None,
+                 loss_reduction: str = _common.DEFAULT_LOSS_REDUCTION, sparse_combiner: str = "sum") -> None:
+        head = _common.regression_head(label_dimension, weight_column, loss_reduction)
+        super().__init__(head, feature_columns, model_dir, optimizer, config, sparse_combiner, warm_start_from)
