@@ -38,6 +38,12 @@ _LAZY_NAMES = {
     "BestExporter": "bridge.training_loop",
     "FinalExporter": "bridge.training_loop",
     "model_to_estimator": "bridge.keras_bridge",
+    # issue 20 (api-rest): the rest of tf.estimator 2.15's top-level names
+    "add_metrics": "bridge.extenders",
+    "classifier_parse_example_spec": "bridge.parsing_utils",
+    "regressor_parse_example_spec": "bridge.parsing_utils",
+    "VocabInfo": "bridge.warm_start",
+    "GlobalStepWaiterHook": "bridge.hooks",
     "estimator_to_keras": "bridge.keras_bridge",
     # canned estimators and heads (bridge/canned/)
     **{name: "bridge.canned" for name in (
@@ -47,7 +53,7 @@ _LAZY_NAMES = {
         "Head", "BinaryClassHead", "MultiClassHead", "RegressionHead", "PoissonRegressionHead",
         "LogisticRegressionHead")},
 }
-_LAZY_MODULES = {"metrics", "hooks", "export_output", "export", "inputs"}
+_LAZY_MODULES = {"metrics", "hooks", "export_output", "export", "inputs", "experimental"}
 
 __all__ = sorted([*_LAZY_NAMES, *_LAZY_MODULES])
 

@@ -86,6 +86,18 @@ def _strip_suffix(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
 
+_ACTIVE = threading.local()  # the store whose scope() this thread is in
+
+
+def active_store() -> "VariableStore | None":
+    """The store of the model_fn trace running in this thread, or None outside a trace.
+
+    Hooks' ``begin()`` runs inside the trace, so a hook can find the model's variables by
+    checkpoint key here (``bridge.experimental.InMemoryEvaluatorHook`` does).
+    """
+    return getattr(_ACTIVE, "store", None)
+
+
 class VariableStore:
     """Owns the variables one model_fn trace creates, keyed for checkpoints."""
 
@@ -144,8 +156,13 @@ class VariableStore:
         # eager context; a model_fn trace starts from empty ones, as a new tf.Graph did.
         graph._collections = {}  # pylint: disable=protected-access
         graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_STEP, self.global_step)
-        with _fresh_keras_names(), tf.variable_creator_scope(self._create):
-            yield
+        outer = getattr(_ACTIVE, "store", None)
+        _ACTIVE.store = self
+        try:
+            with _fresh_keras_names(), tf.variable_creator_scope(self._create):
+                yield
+        finally:
+            _ACTIVE.store = outer
 
     def _create(self, next_creator, **kwargs) -> tf.Variable:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components

@@ -495,10 +495,27 @@ class Estimator:
 
         ``loss`` is the mean of the per-batch losses, as tf.estimator computed it.
         """
+        return self._evaluate(input_fn, steps, hooks, checkpoint_path, name)
+
+    def _evaluate(
+        self,
+        input_fn: Callable,
+        steps: int | None,
+        hooks: Sequence[SessionRunHook] | None,
+        checkpoint_path: str | None,
+        name: str | None,
+        variables_from: Mapping[str, tf.Variable] | None = None,
+    ) -> dict[str, Any]:
+        """evaluate(); ``variables_from`` (checkpoint key -> live variable) replaces the checkpoint.
+
+        ``bridge.experimental.InMemoryEvaluatorHook`` evaluates the training variables this way,
+        without a checkpoint round trip.
+        """
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
         user_hooks = check_hooks(hooks)
-        checkpoint_path = self._checkpoint_to_read(checkpoint_path)
+        if variables_from is None:
+            checkpoint_path = self._checkpoint_to_read(checkpoint_path)
         _set_random_seed(self._config.tf_random_seed)
         strategy = self._config.eval_distribute
         data = self._input(input_fn, ModeKeys.EVAL, strategy)
@@ -530,7 +547,7 @@ class Estimator:
         del iterator
         _refuse_unupdated_keras_metrics(step)
         try:
-            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy)
+            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy, variables_from)
         finally:
             step.close()
         results: dict[str, Any] = {}
@@ -551,11 +568,22 @@ class Estimator:
         return results
 
     def _evaluate_loop(
-        self, step: TracedStep, store: VariableStore, steps: int | None, checkpoint_path: str | None, strategy: Any = None
+        self,
+        step: TracedStep,
+        store: VariableStore,
+        steps: int | None,
+        checkpoint_path: str | None,
+        strategy: Any = None,
+        variables_from: Mapping[str, tf.Variable] | None = None,
     ):
         """Runs the eval step until the input or ``steps`` runs out; returns (batches, loss sum, last outputs)."""
         self._refuse_writes(step, store, ModeKeys.EVAL)
-        self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
+        if variables_from is None:
+            self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
+        else:
+            for key, variable in store.saveable.items():
+                if key in variables_from:
+                    variable.assign(variables_from[key])
         for hook in step.hooks:
             hook.after_create_session(None, None)
         host_ops = {k: op for k, op in step.spec.eval_metric_ops.items() if is_host_metric_op(op)}

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import tensorflow as tf
 
-from bridge.export_output import ClassificationOutput, ExportOutput, PredictOutput, RegressionOutput
+from bridge.export_output import ClassificationOutput, EvalOutput, ExportOutput, PredictOutput, RegressionOutput
 
 __all__ = [
     "ExportOutput",
@@ -30,6 +30,9 @@ __all__ = [
     "TensorServingInputReceiver",
     "build_parsing_serving_input_receiver_fn",
     "build_raw_serving_input_receiver_fn",
+    "EvalOutput",
+    "SupervisedInputReceiver",
+    "build_raw_supervised_input_receiver_fn",
 ]
 
 # Keys a lone tensor gets when a dict is expected.
@@ -157,8 +160,8 @@ def _placeholder_like(value: Any, key: str, default_batch_size: int | None) -> t
             name = tensor.op.name  # a graph tensor is named after its op, as tf.estimator did
         except AttributeError:  # eager tensors have no op
             name = None
-    if shape.rank is None:
-        raise ValueError(f"build_raw_serving_input_receiver_fn: feature {key!r} needs a known rank.")
+    if shape.rank is None:  # as tf.estimator: a placeholder of unknown shape
+        return tf.compat.v1.placeholder(dtype=dtype, shape=None, name=name or None)
     if shape.rank == 0:
         raise ValueError(
             f"build_raw_serving_input_receiver_fn: feature {key!r} is a scalar; give an example batch "
@@ -190,3 +193,69 @@ def build_raw_serving_input_receiver_fn(
         return ServingInputReceiver(placeholders, placeholders)
 
     return serving_input_receiver_fn
+
+
+# -- supervised receivers (tf.estimator.experimental.build_raw_supervised_input_receiver_fn) ----
+SINGLE_LABEL_DEFAULT_NAME = "label"
+
+
+class SupervisedInputReceiver(collections.namedtuple("SupervisedInputReceiver", ["features", "labels", "receiver_tensors"])):
+    """Features and labels fed together (an eval or train graph's inputs), with the tensors fed.
+
+    ``features`` and ``labels``: a tensor or a dict (str or int keys) of tensors;
+    ``receiver_tensors``: a tensor or a dict of str -> tensor (a lone one is named ``input``).
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, features: Any, labels: Any, receiver_tensors: Any):
+        for value, label in ((features, "feature"), (labels, "label")):
+            if value is None:
+                raise ValueError(f"{label}s must be defined.")
+            for key, tensor in (value.items() if isinstance(value, dict) else [(None, value)]):
+                if key is not None:
+                    _check_key(key, label, allow_ints=True)
+                _check_tensor(tensor, key, label)
+        receiver_tensors = _wrap_and_check(receiver_tensors, "receiver_tensor")
+        return super().__new__(cls, features=features, labels=labels, receiver_tensors=receiver_tensors)
+
+
+def _supervised_placeholder(value: Any, default_batch_size: int | None) -> tf.Tensor:
+    """A placeholder with ``value``'s dtype and non-batch shape (any rank), named after its op."""
+    tensor = value if isinstance(value, tf.Tensor) else tf.convert_to_tensor(np.asarray(value))
+    shape = tf.TensorShape([default_batch_size]).concatenate(tensor.shape[1:])
+    try:
+        name = tensor.op.name
+    except AttributeError:
+        name = None
+    return tf.compat.v1.placeholder(dtype=tensor.dtype, shape=shape, name=name)
+
+
+def build_raw_supervised_input_receiver_fn(
+    features: Any, labels: Any, default_batch_size: int | None = None
+) -> Callable[[], SupervisedInputReceiver]:
+    """A receiver fn fed features and labels directly: one placeholder per tensor.
+
+    ``features`` and ``labels`` are example tensors (or dicts of them); a lone features
+    tensor is fed under ``input`` and a lone labels tensor under ``label``. Feature and label
+    keys must differ (ValueError).
+    """
+    feature_keys = set(features) if isinstance(features, dict) else {SINGLE_RECEIVER_DEFAULT_NAME}
+    label_keys = set(labels) if isinstance(labels, dict) else {SINGLE_LABEL_DEFAULT_NAME}
+    overlap = feature_keys & label_keys
+    if overlap:
+        raise ValueError(f"Features and labels must have distinct keys. Found overlapping keys: {overlap}")
+
+    def placeholders(value: Any, single_key: str) -> tuple[Any, dict]:
+        if isinstance(value, dict):
+            fed = {key: _supervised_placeholder(tensor, default_batch_size) for key, tensor in value.items()}
+            return fed, fed
+        tensor = _supervised_placeholder(value, default_batch_size)
+        return tensor, {single_key: tensor}
+
+    def supervised_input_receiver_fn() -> SupervisedInputReceiver:
+        feature_tensors, fed_features = placeholders(features, SINGLE_RECEIVER_DEFAULT_NAME)
+        label_tensors, fed_labels = placeholders(labels, SINGLE_LABEL_DEFAULT_NAME)
+        return SupervisedInputReceiver(feature_tensors, label_tensors, {**fed_features, **fed_labels})
+
+    return supervised_input_receiver_fn

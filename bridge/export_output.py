@@ -24,6 +24,7 @@ __all__ = [
     "PredictOutput",
     "ClassificationOutput",
     "RegressionOutput",
+    "EvalOutput",
 ]
 
 # Joins the parts of a tuple key (multi-head models) into one output name.
@@ -206,3 +207,83 @@ class RegressionOutput(ExportOutput):
 
     def signature(self, receiver_tensors: Mapping[str, tf.Tensor]) -> Signature:
         return Signature(_single_string_input(receiver_tensors, "Regression"), self.outputs, self.method_name)
+
+
+class EvalOutput(ExportOutput):
+    """An evaluation graph's outputs (``tensorflow/supervised/eval``): loss, predictions, metrics.
+
+    ``loss`` and ``predictions``: a Tensor or a dict of them; their output names are prefixed
+    ``loss/`` and ``predictions/`` (a lone Tensor is named ``loss`` / ``predictions``).
+    ``metrics``: a dict of name -> ``(value, update_op)`` (or a Keras metric object), giving
+    ``metrics/<name>/value`` and ``metrics/<name>/update_op``; an update Operation is wrapped in
+    an empty Tensor that depends on it.
+    """
+
+    method_name = "tensorflow/supervised/eval"
+    LOSS_NAME = "loss"
+    PREDICTIONS_NAME = "predictions"
+    METRICS_NAME = "metrics"
+    METRIC_VALUE_SUFFIX = "value"
+    METRIC_UPDATE_SUFFIX = "update_op"
+
+    def __init__(self, loss: Any = None, predictions: Any = None, metrics: Mapping[str, Any] | None = None) -> None:
+        self._loss = self._prefixed(loss, self.LOSS_NAME) if loss is not None else None
+        self._predictions = self._prefixed(predictions, self.PREDICTIONS_NAME) if predictions is not None else None
+        self._metrics = self._checked_metrics(metrics) if metrics is not None else None
+
+    @staticmethod
+    def _prefix(key: str, prefix: str) -> str:
+        return key if key.startswith(prefix) else prefix + _KEY_SEPARATOR + key
+
+    def _prefixed(self, values: Any, prefix: str) -> dict[str, tf.Tensor]:
+        if not isinstance(values, dict):
+            values = {prefix: values}
+        out = {}
+        for key, value in values.items():
+            name = _output_name(key, prefix)
+            if not isinstance(value, tf.Tensor):
+                raise ValueError(f"{prefix} output value must be a Tensor; got {value!r}.")
+            out[self._prefix(name, prefix)] = value
+        return out
+
+    def _checked_metrics(self, metrics: Any) -> dict[str, tf.Tensor]:
+        if not isinstance(metrics, dict):
+            metrics = {self.METRICS_NAME: metrics}
+        out = {}
+        for key, metric in metrics.items():
+            if isinstance(metric, tuple):
+                value, update_op = metric
+            elif hasattr(metric, "result") and hasattr(metric, "update_state"):  # a Keras metric object
+                value, update_op = metric.result(), tf.no_op()
+            else:
+                raise AttributeError(
+                    f"EvalOutput metrics[{key!r}] must be a (value, update_op) pair or a Keras metric object; "
+                    f"got {metric!r}."
+                )
+            name = self._prefix(_output_name(key, self.METRICS_NAME), self.METRICS_NAME)
+            if not isinstance(value, tf.Tensor):
+                raise ValueError(f"{name} output value must be a Tensor; got {value!r}.")
+            if not isinstance(update_op, (tf.Tensor, tf.Operation)):
+                raise ValueError(f"{name} update_op must be a Tensor or Operation; got {update_op!r}.")
+            if isinstance(update_op, tf.Operation):
+                with tf.control_dependencies([update_op]):
+                    update_op = tf.constant([], name="metric_op_wrapper")
+            out[f"{name}{_KEY_SEPARATOR}{self.METRIC_VALUE_SUFFIX}"] = value
+            out[f"{name}{_KEY_SEPARATOR}{self.METRIC_UPDATE_SUFFIX}"] = update_op
+        return out
+
+    @property
+    def loss(self) -> dict[str, tf.Tensor] | None:
+        return self._loss
+
+    @property
+    def predictions(self) -> dict[str, tf.Tensor] | None:
+        return self._predictions
+
+    @property
+    def metrics(self) -> dict[str, tf.Tensor] | None:
+        return self._metrics
+
+    @property
+    def outputs(self) -> dict[str, tf.Tensor]:
+        return {**(self._loss or {}), **(self._predictions or {}), **(self._metrics or {})}

@@ -344,6 +344,48 @@ class StepCounterHook(SessionRunHook):
         return self._timer.steps_until_trigger(global_step + 1)
 
 
+class GlobalStepWaiterHook(SessionRunHook):
+    """Holds back the first training step until the global step reaches ``wait_until_step``.
+
+    tf.estimator used it to start non-chief workers after the chief's first steps. bridge
+    reads the global step variable (``wait_until_step <= 0`` starts at once); something else
+    must move it (another thread, or variables restored from a checkpoint at that step), or
+    the wait never ends. Waiting is logged once a minute.
+    """
+
+    _bridge_groupable = True  # it acts before the first step only
+
+    def __init__(self, wait_until_step: int) -> None:
+        self._wait_until_step = wait_until_step
+
+    def begin(self) -> None:
+        self._worker_is_started = False
+        self._global_step = _global_step_tensor()
+
+    def before_run(self, run_context: SessionRunContext) -> None:
+        import tensorflow as tf
+
+        if self._worker_is_started or not tf.executing_eagerly():  # the trace: nothing to fetch
+            return None
+        if self._wait_until_step <= 0:
+            self._worker_is_started = True
+            return None
+        logger.info("Waiting for global step %d before starting training.", self._wait_until_step)
+        last_logged = time.monotonic()
+        while True:
+            step = int(self._global_step.numpy())
+            if step >= self._wait_until_step:
+                self._worker_is_started = True
+                return None
+            if time.monotonic() - last_logged >= 60:
+                logger.info("Waiting for global step %d before starting training. Current step is %d.", self._wait_until_step, step)
+                last_logged = time.monotonic()
+            time.sleep(0.5)
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return None
+
+
 # NanTensorHook is not here: a grouped call stops at the first non-finite *loss*, so only the
 # runtime's own NaN hook on the loss is marked groupable (``_bridge_groupable``).
 _GROUPABLE = (StopAtStepHook, LoggingTensorHook, StepCounterHook)
@@ -389,6 +431,7 @@ def _tf_hook_hint(hook: Any) -> str:
 
 __all__ = [
     "CheckpointSaverListener",
+    "GlobalStepWaiterHook",
     "LoggingTensorHook",
     "NanLossDuringTrainingError",
     "NanTensorHook",

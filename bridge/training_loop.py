@@ -547,13 +547,48 @@ def _run_distributed(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec,
     # Chief and workers train in step (the strategy's collectives); the chief alone writes
     # checkpoints and summaries. Evaluation is the evaluator task's job (tf.estimator's run_chief
     # and run_worker did the same).
+    if config.is_chief:
+        _clear_training_finished(estimator.model_dir)
     estimator.train(
         input_fn=train_spec.input_fn,
         max_steps=train_spec.max_steps,
         hooks=list(train_spec.hooks),
         saving_listeners=list(train_spec.saving_listeners),
     )
+    if config.is_chief:
+        _mark_training_finished(estimator.model_dir, estimator.latest_checkpoint())
     return None
+
+
+# Written by the chief when its training ends (max_steps, input exhausted, or a hook's stop
+# such as early stopping), so the evaluator task stops once it has evaluated the last
+# checkpoint instead of waiting for one that will never come (tf.estimator's evaluator waited).
+_TRAINING_FINISHED = ".bridge-training-finished"
+
+
+def _clear_training_finished(model_dir: str) -> None:
+    path = os.path.join(model_dir, _TRAINING_FINISHED)
+    if tf.io.gfile.exists(path):
+        tf.io.gfile.remove(path)
+
+
+def _mark_training_finished(model_dir: str, checkpoint: str | None) -> None:
+    from bridge import _checkpoints
+
+    tf.io.gfile.makedirs(model_dir)
+    step = _checkpoints.read_global_step(checkpoint)
+    with tf.io.gfile.GFile(os.path.join(model_dir, _TRAINING_FINISHED), "w") as f:
+        f.write(f"{step}\n")
+
+
+def _training_finished_step(model_dir: str) -> int | None:
+    """The final global step of a finished training run in model_dir, or None while it trains."""
+    path = os.path.join(model_dir, _TRAINING_FINISHED)
+    try:
+        with tf.io.gfile.GFile(path) as f:
+            return int(f.read().strip())
+    except (tf.errors.NotFoundError, ValueError):
+        return None
 
 
 def _is_multi_worker(strategy: Any) -> bool:
@@ -572,14 +607,20 @@ def _run_evaluator(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec) -
     last_warning = 0.0
     if eval_spec.throttle_secs == 0:
         logger.warning("EvalSpec.throttle_secs is 0: the evaluator polls for new checkpoints continuously.")
+    evaluated_step = -1
     while True:
         start = time.time()
         metrics, _, evaluated = evaluator.evaluate_and_export()
         if evaluated:
             last_warning = 0.0
+            evaluated_step = int(metrics["global_step"])
             if train_spec.max_steps and metrics["global_step"] >= train_spec.max_steps:
                 logger.info("Exiting evaluation, global_step=%s >= train max_steps=%s", metrics["global_step"], train_spec.max_steps)
                 return
+        finished = _training_finished_step(estimator.model_dir)
+        if finished is not None and evaluated_step >= finished:
+            logger.info("Exiting evaluation: training ended at global_step=%s, which has been evaluated.", finished)
+            return
         elif time.time() - last_warning > 600:
             logger.warning("No new checkpoint ready for evaluation in %s; waiting.", estimator.model_dir)
             last_warning = time.time()

@@ -7,9 +7,16 @@ import os
 import re
 from typing import Any, Mapping, NamedTuple, Sequence, Union
 
+import numpy as np
 import tensorflow as tf
 
 logger = logging.getLogger("bridge")
+
+
+# tf.estimator.VocabInfo was tf.compat.v1.train.VocabInfo; it still is the same class here:
+# (new_vocab, new_vocab_size, num_oov_buckets, old_vocab, old_vocab_size=-1,
+#  backup_initializer=None, axis=0), axis 0 (rows) or 1 (columns).
+VocabInfo = tf.compat.v1.train.VocabInfo
 
 
 class WarmStartSettings(NamedTuple):
@@ -43,11 +50,9 @@ def normalize(warm_start_from: Any) -> WarmStartSettings | None:
         raise ValueError(f"warm_start_from must be a string or a WarmStartSettings, instead got {type(warm_start_from)}")
     if not settings.ckpt_to_initialize_from:
         raise ValueError("`ckpt_to_initialize_from` MUST be set in WarmStartSettings")
-    if settings.var_name_to_vocab_info:
-        raise NotImplementedError(
-            "var_name_to_vocab_info (vocabulary remapping) is not supported by bridge; warm-start "
-            "embedding rows by name or remap the checkpoint beforehand."
-        )
+    for name, info in (settings.var_name_to_vocab_info or {}).items():
+        if not isinstance(info, VocabInfo):
+            raise TypeError(f"var_name_to_vocab_info[{name!r}] must be a VocabInfo, given: {info!r}")
     return settings
 
 
@@ -90,22 +95,77 @@ def _source_keys(prefix: str, shapes: Mapping[str, Any]) -> dict[str, str]:
 
 
 def apply(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> list[str]:
-    """Copies the selected variables' values from the source checkpoint; returns their names."""
+    """Copies the selected variables' values from the source checkpoint; returns their names.
+
+    A variable named in ``var_name_to_vocab_info`` gets its rows (or columns) remapped from the
+    old vocabulary to the new one (``remap_vocab``).
+    """
     prefix = _checkpoint_prefix(settings.ckpt_to_initialize_from)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     keys = _source_keys(prefix, shapes)
     renames = dict(settings.var_name_to_prev_var_name or {})
+    vocab_infos = dict(settings.var_name_to_vocab_info or {})
     selected = _selected(settings, variables)
-    unused = set(renames) - set(selected)
-    if unused:
-        raise ValueError(
-            f"var_name_to_prev_var_name entries were not used: {sorted(unused)}. Perhaps you misspelled them?"
-        )
+    for what, mapping in (("var_name_to_prev_var_name", renames), ("var_name_to_vocab_info", vocab_infos)):
+        unused = set(mapping) - set(selected)
+        if unused:
+            raise ValueError(f"{what} entries were not used: {sorted(unused)}. Perhaps you misspelled them?")
     for name, variable in selected.items():
         source = renames.get(name, name)
         if source not in keys:
             raise ValueError(f"Tensor {source} is not found in {prefix} checkpoint {sorted(keys)}")
-        variable.assign(reader.get_tensor(keys[source]))
+        value = reader.get_tensor(keys[source])
+        if name in vocab_infos:
+            value = remap_vocab(value, vocab_infos[name], variable.shape, variable.dtype, name)
+        variable.assign(value)
     logger.info("Warm-started %d variables from %s.", len(selected), prefix)
     return sorted(selected)
+
+
+def _vocab(path: Any, size: int, what: str) -> list[str]:
+    with tf.io.gfile.GFile(os.fsdecode(path)) as f:
+        tokens = [line.rstrip("\n") for line in f]
+    if size is not None and size >= 0:
+        if size > len(tokens):
+            raise ValueError(f"VocabInfo: {what}_vocab_size={size} but {path} has only {len(tokens)} entries.")
+        tokens = tokens[:size]
+    return tokens
+
+
+def remap_vocab(old: np.ndarray, info: Any, shape: tf.TensorShape, dtype: tf.DType, name: str) -> np.ndarray:
+    """``old`` (rows, or columns for ``axis=1``, in ``info.old_vocab``'s order) in ``info.new_vocab``'s order.
+
+    A token of the new vocabulary found in the old one gets its old row; new tokens and the
+    ``num_oov_buckets`` OOV rows get ``info.backup_initializer`` (zeros when None), as
+    tf.compat.v1.train.warm_start did.
+    """
+    axis = info.axis
+    new_tokens = _vocab(info.new_vocab, info.new_vocab_size, "new")
+    old_tokens = _vocab(info.old_vocab, info.old_vocab_size, "old")
+    shape = tf.TensorShape(shape).as_list()
+    rows = len(new_tokens) + info.num_oov_buckets
+    if shape[axis] != rows:
+        raise ValueError(
+            f"Warm-starting {name} with a vocabulary: its shape {shape} has {shape[axis]} entries along axis "
+            f"{axis}, but new_vocab_size + num_oov_buckets = {rows}."
+        )
+    old = np.moveaxis(np.asarray(old), axis, 0)
+    rest = [d for i, d in enumerate(shape) if i != axis]
+    if list(old.shape[1:]) != rest:
+        raise ValueError(f"Warm-starting {name} with a vocabulary: checkpoint shape {list(np.moveaxis(old, 0, axis).shape)} "
+                         f"does not match {shape} outside axis {axis}.")
+    position = {}
+    for i, token in enumerate(old_tokens[: old.shape[0]]):
+        position.setdefault(token, i)
+    found = [position.get(token) for token in new_tokens] + [None] * info.num_oov_buckets
+    out = np.zeros([rows, *rest], dtype.as_numpy_dtype)
+    missing = [i for i, source in enumerate(found) if source is None]
+    for i, source in enumerate(found):
+        if source is not None:
+            out[i] = old[source]
+    if missing and info.backup_initializer is not None:
+        count = len(missing) * int(np.prod(rest, dtype=np.int64))
+        values = np.asarray(info.backup_initializer(shape=[count], dtype=dtype))
+        out[missing] = values.reshape([len(missing), *rest])
+    return np.moveaxis(out, 0, axis)

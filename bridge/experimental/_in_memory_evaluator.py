@@ -1,0 +1,88 @@
+"""``InMemoryEvaluatorHook``: evaluate the weights being trained, inside the training process.
+
+tf.estimator 2.15 built a second graph and fed it the training session's variable values.
+bridge runs ``Estimator.evaluate``'s own loop (same metrics, hooks, eval summaries, result
+logging), with every model variable copied from the live training variable of the same
+checkpoint key instead of restored from a checkpoint, so no checkpoint is written or read.
+It evaluates once when training starts, every ``every_n_iter`` training steps of this run,
+and once at the end, writing ``model_dir/eval`` (or ``eval_<name>``) like ``evaluate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Sequence
+
+from bridge._variables import active_store
+from bridge.hooks import SecondOrStepTimer, SessionRunContext, SessionRunHook, SessionRunValues, check_hooks
+
+logger = logging.getLogger("bridge")
+
+__all__ = ["InMemoryEvaluatorHook"]
+
+
+class InMemoryEvaluatorHook(SessionRunHook):
+    """Evaluates the training model every ``every_n_iter`` steps, without checkpoints.
+
+    ``estimator`` is the Estimator being trained; ``input_fn``, ``steps``, ``hooks`` and
+    ``name`` are those of ``Estimator.evaluate``. Single-process training only (ValueError
+    for a cluster config), as in tf.estimator.
+    """
+
+    # Groupable: its trigger is a step count (steps_until_trigger) and it counts
+    # run_context.steps, so the runtime may run several training steps per call.
+    _bridge_groupable = True
+
+    def __init__(
+        self,
+        estimator: Any,
+        input_fn: Callable,
+        steps: int | None = None,
+        hooks: Sequence[SessionRunHook] | None = None,
+        name: str | None = None,
+        every_n_iter: int = 100,
+    ) -> None:
+        if every_n_iter is None or every_n_iter <= 0:
+            raise ValueError(f"invalid every_n_iter={every_n_iter}.")
+        config = estimator.config
+        if config.num_ps_replicas > 0 or config.num_worker_replicas > 1:
+            raise ValueError("InMemoryEvaluator supports only single machine (aka Local) setting.")
+        if steps is not None and steps <= 0:
+            raise ValueError(f"Must specify steps > 0, given: {steps}")
+        self._estimator = estimator
+        self._input_fn = input_fn
+        self._steps = steps
+        self._name = name
+        self._hooks = check_hooks(hooks)
+        self._every_n_iter = every_n_iter
+        self._timer = SecondOrStepTimer(every_steps=every_n_iter)
+        self._iter_count = 0
+        self._variables: dict[str, Any] = {}
+
+    def begin(self) -> None:
+        self._timer = SecondOrStepTimer(every_steps=self._every_n_iter)
+        self._iter_count = 0
+        store = active_store()
+        if store is None:
+            raise RuntimeError("InMemoryEvaluatorHook must be passed to Estimator.train (or TrainSpec.hooks).")
+        self._variables = store.saveable  # checkpoint key -> the live training variable
+
+    def after_create_session(self, session: Any, coord: Any) -> None:
+        self._evaluate()
+
+    def after_run(self, run_context: SessionRunContext, run_values: SessionRunValues) -> None:
+        self._iter_count += run_context.steps
+        if self._timer.should_trigger_for_step(self._iter_count):
+            self._evaluate()
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return self._timer.steps_until_trigger(self._iter_count + 1)
+
+    def end(self, session: Any) -> None:
+        self._evaluate()
+
+    def _evaluate(self) -> dict[str, Any]:
+        self._timer.update_last_triggered_step(self._iter_count)
+        return self._estimator._evaluate(
+            self._input_fn, self._steps, self._hooks, checkpoint_path=None, name=self._name, variables_from=self._variables
+        )
