@@ -28,6 +28,7 @@ from typing import Any, Callable, Mapping
 
 import tensorflow as tf
 from google.protobuf import text_format
+from tensorflow.python.trackable import resource
 
 from bridge import _checkpoints
 from bridge._variables import VariableStore
@@ -109,7 +110,11 @@ class _ServingGraph:
         seed = estimator.config.tf_random_seed
         if seed is not None:
             tf.random.set_seed(seed)
-        self.function = tf.compat.v1.wrap_function(build, signature=[])
+        # Lookup tables (vocabulary feature columns, tf.lookup in model_fn) are resources created
+        # outside the traced graph; the SavedModel must track them to save and re-initialise them.
+        self._resources = resource.ResourceTracker()
+        with resource.resource_tracker_scope(self._resources):
+            self.function = tf.compat.v1.wrap_function(build, signature=[])
         self.receiver: ServingInputReceiver = found["receiver"]
         self.spec = found["spec"]
         self.store.adopt(list(self.function.graph.variables))
@@ -194,6 +199,7 @@ class _ServingGraph:
     def trackable(self) -> tf.Module:
         root = tf.Module()
         setattr(root, _VARIABLES_ATTRIBUTE, dict(self.store.variables))
+        root.estimator_resources = list(self._resources.resources)
         return root
 
 

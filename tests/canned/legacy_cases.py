@@ -87,3 +87,12 @@ def value(recorded: dict) -> np.ndarray:
     if recorded["dtype"] == "string":
         return np.asarray(recorded["value"], dtype=object)
     return np.asarray(recorded["value"], dtype=recorded["dtype"])
+
+
+def parse_spec(name: str) -> dict:
+    """The parsing spec of the columns the case uses (the one its 2.15 export was recorded with)."""
+    used = record._used_columns(name)
+    cols = [c for c in columns().values() if c.name in used]
+    if not cols:
+        return {"x": tf.io.FixedLenFeature([2], tf.float32)}
+    return tf.feature_column.make_parse_example_spec(cols)
