@@ -59,11 +59,28 @@ def _replica_context() -> Any:
 
 
 def _keras_path() -> str | None:
+    """The Keras path of a variable being created, under the TF name scope Keras was entered in.
+
+    Keras 3 names a layer's variables by its own path ("sequential/dense"); the TensorFlow name
+    scopes around the outermost layer call (``tf.name_scope``, ``tf.compat.v1.variable_scope``)
+    are not part of it. tf.estimator 2.15 (Keras 2, graph names) kept them ("net/sequential/
+    dense/kernel"), so they are put back: each Keras scope entered one TF name scope, so the
+    graph's name scope minus that many trailing components is what enclosed the Keras calls.
+    """
     try:
+        from keras.src.backend.common import global_state
         from keras.src.backend.common.name_scope import current_path
     except ImportError:  # pragma: no cover - Keras internals moved
         return None
-    return current_path() or None
+    path = current_path()
+    if not path:
+        return None
+    stack = global_state.get_global_attribute("name_scope_stack") or []
+    keras_scopes = sum(1 for entry in stack if getattr(entry, "_pop_on_exit", False) and hasattr(entry, "_tf_name_scope"))
+    graph_scope = tf.compat.v1.get_default_graph().get_name_scope()
+    parts = graph_scope.split("/") if graph_scope else []
+    outer = parts[: max(0, len(parts) - keras_scopes)]
+    return "/".join([*outer, path])
 
 
 @contextlib.contextmanager
