@@ -19,9 +19,15 @@ class Input(NamedTuple):
     dataset: tf.data.Dataset
     has_labels: bool
     endless: bool  # True for constant tensors, which tf.estimator repeated forever
+    plain: tuple = ()  # (position among the element's leaves, Python value) handed to model_fn as given
 
     def split(self, element: Any) -> tuple[Any, Any]:
         """(features, labels) of one dataset element; labels is None when there are none."""
+        if self.plain:
+            leaves = tf.nest.flatten(element)
+            for position, value in self.plain:
+                leaves[position] = value
+            element = tf.nest.pack_sequence_as(element, leaves)
         if self.has_labels:
             return element[0], element[1]
         return element, None
@@ -69,6 +75,20 @@ def make_input(result: Any) -> Input:
         has_labels = labels is not None
     else:
         value = result
+    # Plain Python values (an int, a float, a string) reach model_fn as given, as in 2.15 where
+    # input_fn's result went straight to model_fn; the dataset carries a placeholder for them.
+    leaves = tf.nest.flatten(value)
+    plain = tuple((i, leaf) for i, leaf in enumerate(leaves) if isinstance(leaf, _PLAIN_TYPES))
     with tf.device("/cpu:0"):
-        dataset = tf.data.Dataset.from_tensors(value).repeat()
-    return Input(dataset, has_labels, endless=True)
+        dataset = tf.data.Dataset.from_tensors(value)
+        if plain and len(tf.nest.flatten(dataset.element_spec)) == len(leaves):
+            # (not when lists inside the value became tensors: leaf positions would differ)
+            positions = {i for i, _ in plain}
+            stand_ins = [0 if i in positions else leaf for i, leaf in enumerate(leaves)]
+            dataset = tf.data.Dataset.from_tensors(tf.nest.pack_sequence_as(value, stand_ins))
+        else:
+            plain = ()
+    return Input(dataset.repeat(), has_labels, endless=True, plain=plain)
+
+
+_PLAIN_TYPES = (bool, int, float, str, bytes)

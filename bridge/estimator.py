@@ -143,6 +143,7 @@ class Estimator:
         params: Mapping[str, Any] | None = None,
         warm_start_from: Any = None,
     ) -> None:
+        _refuse_overridden_members(self)
         self._config = resolve_model_dir(model_dir, config)
         if model_fn is None:
             raise ValueError("model_fn must be provided to Estimator.")
@@ -234,6 +235,9 @@ class Estimator:
             kwargs["params"] = self.params
         if "config" in declared:
             kwargs["config"] = copy.deepcopy(config or self._config)
+        # The graph-level seed model_fn sees is RunConfig.tf_random_seed (None when unset), as in
+        # 2.15's fresh graph; a trace would otherwise inherit a process-wide tf.random.set_seed.
+        tf.compat.v1.get_default_graph().seed = (config or self._config).tf_random_seed
         call = ModelFnCall(mode, config or self._config, summary_writer)
         with model_fn_mode(mode), model_fn_scopes(call):
             spec = self._model_fn(features=features, **kwargs)
@@ -531,6 +535,10 @@ class Estimator:
                 if is_host_metric_op(metric):
                     for name, tensor in metric.fetches.items():
                         outputs[f"host/{key}/{name}"] = tensor
+                elif isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
+                    # a nested value ((2.0, 1), 3.0): one output per leaf, repacked in the result
+                    for index, leaf in enumerate(tf.nest.flatten(_metric_value(key, metric))):
+                        outputs[f"{_NESTED_METRIC_PREFIX}{key}/{index}"] = leaf
                 else:
                     outputs["metric/" + key] = _metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
@@ -551,8 +559,12 @@ class Estimator:
         finally:
             step.close()
         results: dict[str, Any] = {}
-        for key in sorted(step.spec.eval_metric_ops):
+        for key, metric in sorted(step.spec.eval_metric_ops.items()):
             results[key] = last.get("metric/" + key, np.float32(0.0))  # no batches: 0, as tf.estimator
+            if isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
+                leaves = tf.nest.flatten(metric[0])
+                values = [last.get(f"{_NESTED_METRIC_PREFIX}{key}/{i}", np.float32(0.0)) for i in range(len(leaves))]
+                results[key] = tf.nest.pack_sequence_as(metric[0], values)
         results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
         results["global_step"] = np.int64(store.global_step.numpy())
         logger.info(
@@ -720,12 +732,39 @@ class Estimator:
         )
 
 
-def _metric_value(key: str, metric: Any) -> tf.Tensor:
-    """The tensor holding a metric's value after this batch's update."""
+# Members a subclass may redefine (tf.estimator 2.15's list, in bridge's terms).
+_OVERRIDABLE = {"model_fn", "latest_checkpoint"}
+
+
+def _refuse_overridden_members(estimator: Estimator) -> None:
+    """tf.estimator's rule: a subclass of Estimator may add members but not redefine Estimator's.
+
+    Like 2.15, only the instance's own class is checked. A class that sets
+    ``_bridge_allows_overrides = True`` (bridge's canned estimators) is exempt, and so are its
+    subclasses, as 2.15's canned classes were.
+    """
+    cls = type(estimator)
+    if cls is Estimator or getattr(cls, "_bridge_allows_overrides", False):
+        return
+    members = {name for name in dir(Estimator) if not name.startswith("__")} - _OVERRIDABLE
+    overridden = sorted(
+        name for name in members & set(vars(cls)) if getattr(Estimator, name) is not getattr(cls, name)
+    )
+    if overridden:
+        raise ValueError(
+            f"Subclasses of Estimator cannot override members of Estimator. {cls} does override {overridden}"
+        )
+
+
+_NESTED_METRIC_PREFIX = "nested_metric/"  # evaluate's outputs for the leaves of a nested metric value
+
+
+def _metric_value(key: str, metric: Any) -> Any:
+    """The tensor (or nest of tensors) holding a metric's value after this batch's update."""
     if isinstance(metric, tuple):
         value, update_op = metric
         with tf.control_dependencies([update_op]):
-            return tf.identity(value)
+            return tf.nest.map_structure(tf.identity, value)
     if hasattr(metric, "result") and hasattr(metric, "update_state"):
         return metric.result()
     raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")

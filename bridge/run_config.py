@@ -831,7 +831,9 @@ class RunConfig:
         return new
 
     def __deepcopy__(self, memo: dict) -> "RunConfig":
-        new = RunConfig.__new__(RunConfig)
+        # The copy keeps the class: a RunConfig subclass's overridden properties (model_dir,
+        # task_type, ...) hold in every copy the Estimator hands out, as in tf.estimator.
+        new = type(self).__new__(type(self))
         memo[id(self)] = new
         for name, value in self.__dict__.items():
             if name == "_values":

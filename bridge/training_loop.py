@@ -346,7 +346,7 @@ class BestExporter(_SavedModelExporterBase):
             or self._compare_fn(best_eval_result=self._best_eval_result, current_eval_result=eval_result)
         ):
             logger.info("Performing best model export.")
-            self._best_eval_result = dict(eval_result)
+            self._best_eval_result = None if eval_result is None else dict(eval_result)
             result = self._export_and_collect(estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
             self._has_exported = True
             return result

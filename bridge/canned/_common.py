@@ -52,6 +52,8 @@ def spec_with_optimizer(head: Head, features: Any, labels: Any, mode: str, logit
 class CannedEstimator(Estimator):
     """An ``Estimator`` whose model_fn is a premade network over feature columns and a head."""
 
+    _bridge_allows_overrides = True  # exempt from Estimator's no-override rule, as 2.15's canned classes
+
     def __init__(self, model_fn: Callable, head: Head, model_dir: Any, config: Any, warm_start_from: Any) -> None:
         self._head = head
         super().__init__(model_fn=model_fn, model_dir=model_dir, config=config, warm_start_from=warm_start_from)
