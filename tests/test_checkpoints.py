@@ -63,13 +63,15 @@ def test_save_checkpoints_secs(model_dir, train_input_fn):
         def after_run(self, run_context, run_values):
             time.sleep(0.15)
 
-    est = _estimator(model_dir, save_checkpoints_secs=0.4)
+    # keep every checkpoint: on a loaded machine the run takes longer and saves more often
+    est = _estimator(model_dir, save_checkpoints_secs=0.4, keep_checkpoint_max=100)
     est.train(train_input_fn, steps=12, hooks=[Slow()])
     steps = checkpoint_steps(model_dir)
     assert steps[0] == 0 and steps[-1] == 12
     middle = steps[1:-1]
-    assert 2 <= len(middle) <= 5, steps  # ~1.8 s of training, one save per ~0.4 s
-    assert all(b - a >= 2 for a, b in zip(steps[:-1], steps[1:])), steps
+    assert len(middle) >= 2, steps  # >= 1.8 s of training, one save per ~0.4 s
+    # after the first step (which includes the trace, and may alone outlast 0.4 s), saves are >= 0.4 s apart
+    assert all(b - a >= 2 for a, b in zip(steps[1:-1], steps[2:])), steps
 
 
 def test_no_checkpoints_when_both_intervals_are_none(model_dir, train_input_fn):
