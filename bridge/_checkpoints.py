@@ -24,13 +24,14 @@ import os
 import re
 import tempfile
 import time
-from typing import Mapping, NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.training.checkpoint_state_pb2 import CheckpointState  # the state file's schema
 
+from bridge import _name_mapping
 from bridge._trainer_lock import TrainerLock
 
 logger = logging.getLogger("bridge")
@@ -196,8 +197,13 @@ def read_global_step(checkpoint_path: str | None) -> int:
         return 0
 
 
-def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
-    """Loads every variable from the checkpoint, or raises naming the keys that do not match."""
+def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable], state_owners: Sequence[object] = ()) -> None:
+    """Loads every variable from the checkpoint, or raises naming the keys that do not match.
+
+    Keys the checkpoint lacks go through the name-mapping seam (``bridge._name_mapping``), which
+    may derive them from what it holds (a v1 optimizer's slots for a Keras 3 optimizer's).
+    ``state_owners``: the objects whose state the variables are (the trace's Keras optimizers).
+    """
     try:
         reader = tf.train.load_checkpoint(checkpoint_path)
     except Exception as error:
@@ -207,6 +213,14 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
         ) from error
     shapes = reader.get_variable_to_shape_map()
     missing = [key for key in variables if key not in shapes]
+    mapped = {}
+    if missing:
+        request = _name_mapping.MappingRequest(
+            checkpoint_path, reader, shapes, {k: variables[k] for k in missing}, variables, state_owners
+        )
+        mapped = _name_mapping.mapped_values(request)
+        missing = [key for key in missing if key not in mapped]
+        shapes = {**shapes, **{key: list(np.shape(value)) for key, value in mapped.items()}}
     if missing:
         raise ValueError(
             f"Restoring from checkpoint failed: {checkpoint_path} does not contain {sorted(missing)}. "
@@ -219,20 +233,20 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable]) -> None:
                 f"Restoring from checkpoint failed: '{key}' has shape {shapes[key]} in "
                 f"{checkpoint_path} but {variable.shape.as_list()} in the model_fn."
             )
-    keys = list(variables)
+    keys = [key for key in variables if key not in mapped]
     try:
         values = tf.raw_ops.RestoreV2(
             prefix=checkpoint_path,
             tensor_names=keys,
             shape_and_slices=[""] * len(keys),
             dtypes=[variables[k].dtype for k in keys],
-        )
+        ) if keys else []
     except tf.errors.OpError as error:
         raise ValueError(
             f"Restoring from checkpoint {checkpoint_path} failed while reading its data files "
             f"({checkpoint_path}.data-*): {error.message}"
         ) from error
-    for key, value in zip(keys, values):
+    for key, value in [*zip(keys, values), *mapped.items()]:
         variables[key].assign(value)
 
 

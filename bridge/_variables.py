@@ -129,6 +129,9 @@ class VariableStore:
         self._thread = threading.local()
         self._by_key: dict[str, tf.Variable] = {}
         self._local_keys: set[str] = set()
+        # Objects whose state some of the variables are (the Keras optimizers bridge.minimize
+        # applied), for checkpoints keyed differently (bridge._name_mapping).
+        self.state_owners: list[Any] = []
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
@@ -163,6 +166,11 @@ class VariableStore:
         for variable in variables:
             if id(variable) not in known:
                 self._by_key[self._unique(_strip_suffix(variable.name))] = variable
+
+    def add_state_owner(self, owner: Any) -> None:
+        """Records an object (a Keras optimizer) whose state the trace's variables hold."""
+        if all(owner is not known for known in self.state_owners):
+            self.state_owners.append(owner)
 
     # -- the creator ----------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -240,3 +248,10 @@ class VariableStore:
             n += 1
             unique = f"{key}_{n}"
         return unique
+
+
+def add_state_owner(owner: Any) -> None:
+    """Tells the store of the model_fn being traced (if any) that ``owner`` holds state in it."""
+    store = active_store()
+    if store is not None:
+        store.add_state_owner(owner)

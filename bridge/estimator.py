@@ -281,10 +281,10 @@ class Estimator:
 
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
         if checkpoint_path:
-            _checkpoints.restore(checkpoint_path, store.saveable)
+            _checkpoints.restore(checkpoint_path, store.saveable, store.state_owners)
             return
         if self._warm_start_settings is not None:
-            warm_start.apply(self._warm_start_settings, store.variables)
+            warm_start.apply(self._warm_start_settings, store.variables, store.state_owners)
         elif purpose:
             logger.info("Could not find trained model in model_dir: %s, running initialization to %s.", self.model_dir, purpose)
 

@@ -8,6 +8,8 @@ from typing import Any, Iterator, Sequence
 
 import tensorflow as tf
 
+from bridge import _variables
+
 _current_mode: contextvars.ContextVar[str | None] = contextvars.ContextVar("bridge_mode", default=None)
 
 
@@ -81,6 +83,7 @@ def minimize(
         raise TypeError(
             f"optimizer must be a Keras optimizer or a tf.compat.v1.train.Optimizer. Received: optimizer={optimizer!r}"
         )
+    _variables.add_state_owner(optimizer)  # so a checkpoint of another optimizer family can map onto its state
     if not _apply_fused_adam(optimizer, pairs):
         optimizer.apply_gradients(pairs)
     if global_step is None:

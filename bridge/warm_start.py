@@ -10,6 +10,8 @@ from typing import Any, Mapping, NamedTuple, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
+from bridge import _name_mapping
+
 logger = logging.getLogger("bridge")
 
 
@@ -94,11 +96,16 @@ def _source_keys(prefix: str, shapes: Mapping[str, Any]) -> dict[str, str]:
     return {key: key for key in shapes}
 
 
-def apply(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> list[str]:
+def apply(
+    settings: WarmStartSettings, variables: Mapping[str, tf.Variable], state_owners: Sequence[Any] = ()
+) -> list[str]:
     """Copies the selected variables' values from the source checkpoint; returns their names.
 
     A variable named in ``var_name_to_vocab_info`` gets its rows (or columns) remapped from the
-    old vocabulary to the new one (``remap_vocab``).
+    old vocabulary to the new one (``remap_vocab``). Selected variables the source lacks by name
+    go through the name-mapping seam (``bridge._name_mapping``), as on restore: e.g. a Keras 3
+    optimizer's state taken from the slots a ``tf.compat.v1.train`` optimizer wrote, following
+    ``var_name_to_prev_var_name``.
     """
     prefix = _checkpoint_prefix(settings.ckpt_to_initialize_from)
     reader = tf.train.load_checkpoint(prefix)
@@ -111,7 +118,15 @@ def apply(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> 
         unused = set(mapping) - set(selected)
         if unused:
             raise ValueError(f"{what} entries were not used: {sorted(unused)}. Perhaps you misspelled them?")
+    absent = {name: v for name, v in selected.items() if renames.get(name, name) not in keys}
+    mapped = {}
+    if absent:
+        request = _name_mapping.MappingRequest(prefix, reader, shapes, absent, variables, state_owners, renames)
+        mapped = _name_mapping.mapped_values(request)
     for name, variable in selected.items():
+        if name in mapped:
+            variable.assign(mapped[name])
+            continue
         source = renames.get(name, name)
         if source not in keys:
             raise ValueError(f"Tensor {source} is not found in {prefix} checkpoint {sorted(keys)}")
