@@ -79,7 +79,7 @@ class AUC(StreamingMetric):
             self._thresholds = []
             self._core = core.ExactCurveState(name=name)
         else:
-            n = check_positive_int(num_thresholds, "num_thresholds", minimum=2)
+            n = check_positive_int(num_thresholds, "num_thresholds", minimum=2, per_entry=2)
             self.num_thresholds = n
             inner = [(i + 1) / (n - 1) for i in range(n - 2)]
             self._thresholds = [0.0 - _EPSILON, *inner, 1.0 + _EPSILON]

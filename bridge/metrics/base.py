@@ -109,10 +109,21 @@ class StreamingMetric:
                 f"Received: keys={sorted(state)}"
             )
         parts = [np.asarray(state[k], dtype=np.float64).ravel() for k in self._state_names]
+        self._check_state_sizes(parts)
         flat = np.concatenate(parts) if parts else np.zeros(0)
         if not np.all(np.isfinite(flat)):
             raise ValueError(f"{type(self).__name__}.set_state received non-finite values.")
         self._core.set_state(flat)
+
+    def _check_state_sizes(self, parts: list[np.ndarray]) -> None:
+        """Refuses state arrays of the wrong sizes (a concatenation would silently re-split them)."""
+        expected = [int(np.prod(shape, dtype=np.int64)) for shape in self._state_shapes()]
+        received = [part.size for part in parts]
+        if received != expected:
+            raise ValueError(
+                f"{type(self).__name__}.set_state needs arrays of sizes "
+                f"{dict(zip(self._state_names, expected))}. Received: {dict(zip(self._state_names, received))}"
+            )
 
     # -- config and pickling ------------------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
@@ -141,11 +152,28 @@ def _rebuild(cls: type[StreamingMetric], config: Mapping[str, Any], state: Mappi
     return metric
 
 
-def check_positive_int(value: Any, arg: str, minimum: int = 1) -> int:
-    """Validates an integer constructor argument (bools refused)."""
+# Largest metric state in float64 values (1 GiB); the C++ states enforce the same bound.
+MAX_STATE_ENTRIES = 2**27
+
+
+def check_positive_int(value: Any, arg: str, minimum: int = 1, per_entry: int | None = None) -> int:
+    """Validates an integer constructor argument (bools refused).
+
+    ``per_entry``: state values per unit of ``value`` (``value`` itself for a square state,
+    written as ``per_entry=-1``); the state must fit ``MAX_STATE_ENTRIES``, so that an
+    unreasonable size is a ValueError here, before anything is allocated.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"Argument `{arg}` must be an integer >= {minimum}. Received: {arg}={value!r}")
-    return int(value)
+    value = int(value)
+    if per_entry is not None:
+        entries = value * (value if per_entry == -1 else per_entry)
+        if entries > MAX_STATE_ENTRIES:
+            raise ValueError(
+                f"Argument `{arg}` is too large: the metric's state would hold {entries} values, more than "
+                f"the {MAX_STATE_ENTRIES} (1 GiB) supported. Received: {arg}={value}"
+            )
+    return value
 
 
 def check_probability(value: Any, arg: str) -> float:

@@ -25,7 +25,7 @@ class ExpectedCalibrationError(StreamingMetric):
     _state_names = ("bin_weight", "bin_confidence", "bin_outcome")
 
     def __init__(self, num_bins: int = 15, name: str = "expected_calibration_error", dtype: Any = None) -> None:
-        self.num_bins = check_positive_int(num_bins, "num_bins")
+        self.num_bins = check_positive_int(num_bins, "num_bins", per_entry=3)
         self._core = core.CalibrationState(self.num_bins, name=name)
         super().__init__(name=name, dtype=dtype)
 

@@ -128,6 +128,15 @@ class FBetaScore(StreamingMetric):
     def _state_shapes(self) -> list[tuple[int, ...]]:
         return [(int(self._core.classes),)] * 4
 
+    def _check_state_sizes(self, parts: list[np.ndarray]) -> None:
+        # The number of classes comes with the state, but all four arrays must agree on it.
+        sizes = {name: part.size for name, part in zip(self._state_names, parts)}
+        if len(set(sizes.values())) != 1:
+            raise ValueError(
+                f"{type(self).__name__}.set_state needs four arrays of one length (num_classes). "
+                f"Received: {sizes}"
+            )
+
     def result(self) -> float | np.ndarray:
         """Score per class (``average=None``) or the averaged score; 0.0 before any update."""
         classes = int(self._core.classes)
@@ -181,7 +190,7 @@ class ConfusionMatrix(StreamingMetric):
 
     def __init__(self, num_classes: int, threshold: float = 0.5, name: str = "confusion_matrix",
                  dtype: Any = None) -> None:
-        self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2)
+        self.num_classes = check_positive_int(num_classes, "num_classes", minimum=2, per_entry=-1)
         self.threshold = check_probability(threshold, "threshold")
         self._core = core.ConfusionState(self.num_classes, threshold=self.threshold, name=name)
         super().__init__(name=name, dtype=dtype)

@@ -24,7 +24,8 @@ void run_counts(kernels::Accumulator& acc, const Input& t, const Input& p, bool 
 class BinaryCountsState {
 public:
     BinaryCountsState(std::vector<double> thresholds, int class_id, std::string name)
-        : thresholds_(std::move(thresholds)), class_id_(class_id), acc_(4 * thresholds_.size()),
+        : thresholds_(std::move(thresholds)), class_id_(class_id),
+          acc_(state_entries(static_cast<long long>(thresholds_.size()), 4, name, "thresholds")),
           name_(std::move(name)) {}
 
     void update(py::handle y_true, py::handle y_pred, py::handle sample_weight) {
@@ -91,26 +92,34 @@ public:
         spec.sparse = sparse;
         spec.classes = C;
         Weights w = get_weights(sample_weight, p.view.rows);
-        const bool building = classes_ == 0;
-        if (building) {
-            classes_ = C;
-            acc_.assign(std::vector<double>(4 * C, 0.0));
-        } else if (classes_ != C) {
-            throw py::value_error(name_ + ": every batch must have the same number of classes. Expected " +
-                                  std::to_string(classes_) + " columns. Received: y_pred.shape=" + p.shape());
-        }
         const View tv = t.view, pv = p.view;
         LabelRule rule{sparse ? LabelRule::Index : LabelRule::Binary, C};
-        try {
-            run_counts(acc_, t, p, /*atomic=*/false, rule, name_, [&](double* out, index_t b, index_t e) {
-                return kernels::class_counts(spec, tv, pv, w.data, b, e, out);
-            });
-        } catch (...) {
-            if (building) {  // a rejected first batch must not fix the number of classes
-                classes_ = 0;
-                acc_.assign({});
-            }
-            throw;
+        auto kernel = [&](double* out, index_t b, index_t e) {
+            return kernels::class_counts(spec, tv, pv, w.data, b, e, out);
+        };
+        if (classes_ != 0) {
+            require_classes(C, p);
+            run_counts(acc_, t, p, /*atomic=*/false, rule, name_, kernel);
+            return;
+        }
+        // The first batch fixes the number of classes. It is counted into a batch-local state
+        // and only then installed (with the GIL held), so a rejected first batch changes
+        // nothing, even while another thread's batch is being counted.
+        kernels::Accumulator first(state_entries(C, 4, name_, "y_pred.shape[1]"));
+        run_counts(first, t, p, /*atomic=*/false, rule, name_, kernel);
+        if (classes_ == 0) {
+            classes_ = C;
+            acc_.assign(first.snapshot());
+        } else {
+            require_classes(C, p);
+            acc_.add(first.snapshot());
+        }
+    }
+
+    void require_classes(index_t C, const Input& p) const {
+        if (classes_ != C) {
+            throw py::value_error(name_ + ": every batch must have the same number of classes. Expected " +
+                                  std::to_string(classes_) + " columns. Received: y_pred.shape=" + p.shape());
         }
     }
 
@@ -144,7 +153,7 @@ private:
 class ConfusionState {
 public:
     ConfusionState(index_t classes, double threshold, std::string name)
-        : acc_(static_cast<std::size_t>(classes * classes)), name_(std::move(name)) {
+        : acc_(state_entries(classes, classes, name, "num_classes")), name_(std::move(name)) {
         spec_.classes = classes;
         spec_.threshold = threshold;
     }
@@ -190,7 +199,7 @@ public:
 
     py::array_t<double> state() const { return to_numpy(acc_.snapshot()); }
     void set_state(py::handle a) {
-        acc_.assign(from_numpy(a, static_cast<std::size_t>(spec_.classes * spec_.classes), "state"));
+        acc_.assign(from_numpy(a, acc_.size(), "state"));
     }
     void merge(const ConfusionState& o) { acc_.add(o.acc_.snapshot()); }
     void reset() { acc_.reset(); }
@@ -203,8 +212,8 @@ private:
 
 class CalibrationState {
 public:
-    CalibrationState(int num_bins, std::string name)
-        : bins_(num_bins), acc_(static_cast<std::size_t>(3 * num_bins)), name_(std::move(name)) {}
+    CalibrationState(index_t num_bins, std::string name)
+        : bins_(num_bins), acc_(state_entries(num_bins, 3, name, "num_bins")), name_(std::move(name)) {}
 
     void update(py::handle y_true, py::handle y_pred, py::handle sample_weight) {
         Input p = get_input(y_pred, "y_pred", Role::Scores);
@@ -217,17 +226,17 @@ public:
         const View tv = t.view, pv = p.view;
         LabelRule rule{pv.cols > 1 ? LabelRule::Index : LabelRule::Binary, pv.cols};
         run_counts(acc_, t, p, /*atomic=*/false, rule, name_, [&](double* out, index_t b, index_t e) {
-            return kernels::calibration_bins(bins_, tv, pv, w.data, b, e, out);
+            return kernels::calibration_bins(static_cast<int>(bins_), tv, pv, w.data, b, e, out);
         });
     }
 
     py::array_t<double> state() const { return to_numpy(acc_.snapshot()); }
-    void set_state(py::handle a) { acc_.assign(from_numpy(a, static_cast<std::size_t>(3 * bins_), "state")); }
+    void set_state(py::handle a) { acc_.assign(from_numpy(a, acc_.size(), "state")); }
     void merge(const CalibrationState& o) { acc_.add(o.acc_.snapshot()); }
     void reset() { acc_.reset(); }
 
 private:
-    int bins_;
+    index_t bins_;
     kernels::Accumulator acc_;
     std::string name_;
 };
@@ -260,7 +269,7 @@ void register_count_states(py::module_& m) {
     common_methods(d);
 
     py::class_<CalibrationState> e(m, "CalibrationState", "Per-bin weight, confidence and hit sums.");
-    e.def(py::init<int, std::string>(), py::arg("num_bins"), py::arg("name") = "metric");
+    e.def(py::init<index_t, std::string>(), py::arg("num_bins"), py::arg("name") = "metric");
     common_methods(e);
 }
 

@@ -40,7 +40,8 @@ public:
     // thresholds: all T thresholds including the -eps / 1+eps ends; uniform
     // selects Keras's evenly spaced fast path.
     BinnedCurveState(std::vector<double> thresholds, bool uniform, bool from_logits, std::string name)
-        : acc_(2 * thresholds.size()), name_(std::move(name)) {
+        : acc_(state_entries(static_cast<long long>(thresholds.size()), 2, name, "num_thresholds")),
+          name_(std::move(name)) {
         thresholds_.assign(thresholds.begin(), thresholds.end());
         spec_.num_thresholds = static_cast<int>(thresholds.size());
         spec_.thresholds = uniform ? nullptr : thresholds_.data();

@@ -1,6 +1,7 @@
 #include "inputs.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <sstream>
 
 namespace bridge::glue {
@@ -123,6 +124,26 @@ Input get_input(py::handle h, const char* name, Role role, bool allow_scalar) {
                               "row. Received: " + name + ".shape=" +
                               py::str(a.attr("shape")).cast<std::string>());
     }
+    if (kind == 'u' && a.dtype().itemsize() == 8 && role != Role::Scores) {
+        // uint64 values above the int64 range do not fit the int64 kernels.
+        py::array u = contiguous(a, "uint64");
+        if (role == Role::Exact) {  // compared by value against signed labels in exact_pair
+            Input in;
+            in.keep = u;
+            in.name = name;
+            in.ndim = ndim;
+            in.u64 = true;
+            in.view = View{u.data(), DType::I64, ndim == 0 ? 1 : u.shape(0), ndim == 2 ? u.shape(1) : 1};
+            return in;
+        }
+        const auto largest = u.attr("max")().cast<unsigned long long>();
+        if (largest > static_cast<unsigned long long>(INT64_MAX)) {
+            throw py::value_error(std::string("Argument `") + name + "` must hold " +
+                                  (role == Role::Binary ? "binary labels (0 or 1)" : "class indices") +
+                                  "; uint64 values beyond the int64 range are neither. Received: " + name +
+                                  ".max()=" + std::to_string(largest));
+        }
+    }
     bool ok = false;
     DType dt = kernel_dtype(a, ok);
     const bool is_float = kind == 'f';
@@ -175,6 +196,31 @@ Input as_float64(const Input& in) {
     out.view.data = a.data();
     out.view.dtype = DType::F64;
     return out;
+}
+
+void exact_pair(Input& t, Input& p) {
+    auto is_int = [](DType d) { return d != DType::F32 && d != DType::F64; };
+    if (t.u64 != p.u64 && is_int(t.view.dtype) && is_int(p.view.dtype)) {
+        Input& u = t.u64 ? t : p;
+        Input& s = t.u64 ? p : t;
+        py::array copy = numpy().attr("array")(s.keep, py::arg("dtype") = "int64", py::arg("order") = "C");
+        auto* sv = static_cast<std::int64_t*>(copy.mutable_data());
+        const auto* uv = static_cast<const std::int64_t*>(u.view.data);
+        // Equal bits mean equal values unless the signed side is negative, which no uint64 is:
+        // give those elements a value that differs from the uint64 bits.
+        for (py::ssize_t k = 0; k < copy.size(); ++k) {
+            if (sv[k] < 0) sv[k] = uv[k] ^ 1;
+        }
+        s.keep = copy;
+        s.view.data = copy.data();
+        s.view.dtype = DType::I64;
+        u.u64 = s.u64 = false;
+        return;
+    }
+    if (t.view.dtype != p.view.dtype || t.u64 != p.u64) {
+        t = as_float64(t);
+        p = as_float64(p);
+    }
 }
 
 Weights get_weights(py::handle h, index_t rows) {
@@ -264,6 +310,11 @@ void raise_bad(unsigned bad, const Input& t, const Input& p, const LabelRule& ru
            << "from_logits=True for logits). Received: " << index_str(p, k < 0 ? 0 : k) << "="
            << value_str(p, k < 0 ? 0 : k);
         throw py::value_error(os.str());
+    }
+    if (bad & kernels::kStateReplaced) {
+        throw py::value_error(std::string(metric) + ": the state was replaced (set_state or merge_state from another "
+                              "thread) while this batch was being counted; the batch was not added. Update and "
+                              "replace the state from one thread at a time.");
     }
     throw py::value_error(std::string(metric) + ": invalid input");
 }

@@ -30,6 +30,7 @@ struct Input {
     View view;
     int ndim = 0;
     const char* name = "";
+    bool u64 = false;  // uint64 data read as int64 bits (Role::Exact only); see exact_pair
     std::string shape() const;  // "(3, 2)"
 };
 
@@ -38,6 +39,10 @@ Input get_input(py::handle h, const char* name, Role role, bool allow_scalar = f
 
 // Converts `in` to float64 (for mixed-dtype comparisons).
 Input as_float64(const Input& in);
+
+// Makes two Role::Exact inputs of one shape comparable elementwise by value: the same dtype,
+// integers staying integers when one is uint64 (uint64 2**64-1 != int64 -1), float64 otherwise.
+void exact_pair(Input& t, Input& p);
 
 // Sample weights for `rows` rows: None, a scalar, shape (rows,) or (rows, 1).
 // Returned pointer is null for None; scalars are broadcast.

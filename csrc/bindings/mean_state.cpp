@@ -67,10 +67,7 @@ private:
                 t = get_input(y_true, "y_true", Role::Exact);
                 p = get_input(y_pred, "y_pred", Role::Exact);
                 require_same_shape(t, p);
-                if (t.view.dtype != p.view.dtype) {
-                    t = as_float64(t);
-                    p = as_float64(p);
-                }
+                exact_pair(t, p);
                 return;
             case MeanKind::SparseAccuracy:
             case MeanKind::SparseTopK:

@@ -20,6 +20,16 @@ std::vector<double> from_numpy(py::handle h, std::size_t expected, const char* w
     return std::vector<double>(a.data(), a.data() + a.size());
 }
 
+std::size_t state_entries(long long groups, long long per_group, const std::string& name, const char* arg) {
+    if (groups < 1 || per_group < 1 || groups > kMaxStateEntries / per_group) {
+        throw py::value_error(name + ": argument `" + arg + "`=" + std::to_string(groups) + " needs a state of " +
+                              std::to_string(groups) + " x " + std::to_string(per_group) +
+                              " values; it must be positive and at most " + std::to_string(kMaxStateEntries) +
+                              " values (1 GiB) in all.");
+    }
+    return static_cast<std::size_t>(groups * per_group);
+}
+
 }  // namespace bridge::glue
 
 PYBIND11_MODULE(_metrics_core, m) {

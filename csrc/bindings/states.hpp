@@ -14,4 +14,11 @@ void register_curve_states(py::module_& m);
 py::array_t<double> to_numpy(const std::vector<double>& v);
 std::vector<double> from_numpy(py::handle h, std::size_t expected, const char* what);
 
+// Largest metric state, in doubles (1 GiB); Python's bridge.metrics.base checks the same bound.
+constexpr long long kMaxStateEntries = 1LL << 27;
+
+// groups * per_group, the size of a state, checked without overflow: raises ValueError naming
+// `arg` when it is not positive or exceeds kMaxStateEntries.
+std::size_t state_entries(long long groups, long long per_group, const std::string& name, const char* arg);
+
 }  // namespace bridge::glue

@@ -51,6 +51,7 @@ enum Bad : unsigned {
     kLabelRange = 1u << 1,
     kProbRange = 1u << 2,
     kNonFiniteTarget = 1u << 3,
+    kStateReplaced = 1u << 4,  // set_state/merge resized the state while the batch was counted
 };
 
 template <class To, class From>

@@ -107,12 +107,13 @@ BRIDGE_CLONES MeanPartial error_mean(const TT* t, const TP* p, index_t d, bool a
 template <class T>
 BRIDGE_CLONES MeanPartial equal_mean(const T* t, const T* p, index_t d, const double* w, index_t b,
                                      index_t e) {
-    index_t nf = 0;
+    index_t nf_t = 0, nf_p = 0;
     MeanPartial out = elementwise(d, w, b, e, [&](index_t k) BRIDGE_LAMBDA {
-        nf += !finite(p[k]) + !finite(t[k]);
+        nf_p += !finite(p[k]);
+        nf_t += !finite(t[k]);
         return t[k] == p[k] ? 1.0 : 0.0;
     });
-    out.bad = nf ? kNonFiniteScore : kOk;
+    out.bad = (nf_p ? kNonFiniteScore : 0u) | (nf_t ? kNonFiniteTarget : 0u);
     return out;
 }
 
@@ -326,7 +327,7 @@ BRIDGE_INLINE MeanPartial logits_ce(const L* y, const TP* p, const index_t C, co
     MeanPartial out;
     out.total = total;
     out.count = count;
-    out.bad = bad_label ? kLabelRange : kOk;
+    out.bad = (nonfinite ? kNonFiniteScore : 0u) | (bad_label ? kLabelRange : 0u);
     return out;
 }
 

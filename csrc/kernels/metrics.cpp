@@ -36,7 +36,7 @@ std::size_t Accumulator::size() const {
 
 unsigned Accumulator::run(index_t rows, double bytes, bool atomic,
                           const std::function<unsigned(double*, index_t, index_t)>& kernel) {
-    const std::size_t n = acc_.size();  // fixed while updates run
+    const std::size_t n = size();  // checked again before the partial sums are added
     int chunks = plan_chunks(rows, bytes);
     // Splitting pays for one zeroed partial state per chunk.
     if (chunks > 1 && static_cast<double>(n) * 8.0 * chunks > bytes) chunks = 1;
@@ -60,6 +60,7 @@ unsigned Accumulator::run(index_t rows, double bytes, bool atomic,
     for (unsigned b : bad) all |= b;
     if (all) return all;
     std::lock_guard<std::mutex> lk(mu_);
+    if (acc_.size() != n) return kStateReplaced;
     for (int k = 0; k < chunks; ++k)
         for (std::size_t i = 0; i < n; ++i) acc_[i] += part[n * k + i];
     return kOk;

@@ -47,12 +47,13 @@ unsigned Accumulator::update(index_t rows, double bytes, bool atomic, Kernel&& k
             return kernel(acc_.data(), 0, rows);
         }
         constexpr std::size_t kSmall = 64;
-        const std::size_t n = acc_.size();
+        const std::size_t n = size();
         if (n <= kSmall) {
             std::array<double, kSmall> part{};
             unsigned bad = kernel(part.data(), 0, rows);
             if (bad) return bad;
             std::lock_guard<std::mutex> lk(mu_);
+            if (acc_.size() != n) return kStateReplaced;
             for (std::size_t i = 0; i < n; ++i) acc_[i] += part[i];
             return kOk;
         }

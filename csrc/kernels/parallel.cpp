@@ -8,7 +8,17 @@
 #include <thread>
 #include <vector>
 
+// The process id tells a forked child (POSIX) that the pool's threads are gone. Windows has
+// no fork(), so its pool never needs restarting; _getpid keeps the code path the same.
+#ifdef _WIN32
+#include <process.h>
+#define BRIDGE_GETPID _getpid
+using pid_type = int;
+#else
 #include <unistd.h>
+#define BRIDGE_GETPID getpid
+using pid_type = pid_t;
+#endif
 
 namespace bridge::kernels {
 namespace {
@@ -86,7 +96,7 @@ private:
 std::atomic<int> g_threads{0};
 std::mutex g_pool_mu;  // one parallel job at a time; others run inline
 Pool* g_pool = nullptr;
-pid_t g_pool_pid = 0;
+pid_type g_pool_pid = 0;
 
 int hardware_threads() {
     // Cached: hardware_concurrency() is a system call on Linux.
@@ -100,11 +110,11 @@ int hardware_threads() {
 Pool* pool_locked(int threads) {
     // After fork() the pool's threads do not exist in the child: start anew
     // (the old object is leaked on purpose, its mutexes may be held).
-    if (g_pool && g_pool_pid != getpid()) g_pool = nullptr;
+    if (g_pool && g_pool_pid != BRIDGE_GETPID()) g_pool = nullptr;
     if (!g_pool || g_pool->workers() < threads - 1) {
         delete g_pool;  // no job is running: g_pool_mu is held
         g_pool = new Pool(threads - 1);
-        g_pool_pid = getpid();
+        g_pool_pid = BRIDGE_GETPID();
     }
     return g_pool;
 }
