@@ -19,6 +19,20 @@ _depth: dict[tuple[int, str], int] = {}
 _previous: dict[tuple[int, str], Any] = {}
 
 
+def _put(target: Any, name: str, value: Any) -> None:
+    if isinstance(target, type):  # a class's __dict__ is read-only
+        setattr(target, name, value)
+    else:
+        vars(target)[name] = value
+
+
+def _remove(target: Any, name: str) -> None:
+    if isinstance(target, type):
+        delattr(target, name)
+    else:
+        vars(target).pop(name, None)
+
+
 @contextlib.contextmanager
 def attributes_set(target: Any, values: Mapping[str, Any]) -> Iterator[None]:
     """Sets ``values`` as attributes of ``target`` (a module or module-like object) while open.
@@ -33,7 +47,7 @@ def attributes_set(target: Any, values: Mapping[str, Any]) -> Iterator[None]:
             key = (id(target), name)
             if _depth.get(key, 0) == 0:
                 _previous[key] = target.__dict__.get(name, _MISSING)
-                vars(target)[name] = value
+                _put(target, name, value)
             _depth[key] = _depth.get(key, 0) + 1
     try:
         yield
@@ -46,6 +60,6 @@ def attributes_set(target: Any, values: Mapping[str, Any]) -> Iterator[None]:
                     del _depth[key]
                     old = _previous.pop(key)
                     if old is _MISSING:
-                        vars(target).pop(name, None)
+                        _remove(target, name)
                     else:
-                        vars(target)[name] = old
+                        _put(target, name, old)
