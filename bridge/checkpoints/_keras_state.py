@@ -55,14 +55,15 @@ def _sgd_momentum(slot: str, value: np.ndarray, optimizer: Any, step: int) -> np
 
 
 def _learning_rate(optimizer: Any, step: int) -> float:
+    """The learning rate the Keras optimizer applies at ``step`` (a schedule's value there)."""
     import keras
 
     rate = optimizer._learning_rate  # pylint: disable=protected-access
     if isinstance(rate, keras.optimizers.schedules.LearningRateSchedule):
-        return float(keras.ops.convert_to_numpy(rate(step)))
+        return float(np.asarray(rate(step)))
     if callable(rate):
-        return float(keras.ops.convert_to_numpy(rate()))
-    return float(keras.ops.convert_to_numpy(optimizer.learning_rate))
+        return float(np.asarray(rate()))
+    return float(_as_tf_variable(rate).numpy())
 
 
 def keras_layout(optimizer: Any) -> KerasLayout | None:

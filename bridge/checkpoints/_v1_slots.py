@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
+
+if TYPE_CHECKING:
+    from bridge._name_mapping import MappingRequest
 
 LAYOUTS: dict[str, dict[str, str]] = {
     "Adam": {"Adam": "m", "Adam_1": "v"},
@@ -103,3 +106,19 @@ def non_slot_keys(layout: SlotLayout, keys: Mapping[str, object] | Iterable[str]
     """The once-per-optimizer variables (Adam's beta powers) of the layouts found."""
     present = set(keys)
     return {k for name in layout.names for k in NON_SLOT.get(name, ()) if k in present}
+
+
+def slots_of_renamed_variables(request: "MappingRequest") -> dict[str, object]:
+    """A v1 slot follows its variable's rename (warm start's ``var_name_to_prev_var_name``).
+
+    With ``{"hidden/kernel": "dense/kernel"}``, the slot ``hidden/kernel/Adam`` of the model is
+    ``dense/kernel/Adam`` in the checkpoint.
+    """
+    values = {}
+    for key in request.missing:
+        primary, _, suffix = key.rpartition("/")
+        if primary in request.renames and _SLOT_SUFFIX.match(suffix):
+            source = f"{request.source_key(primary)}/{suffix}"
+            if source in request.shapes:
+                values[key] = request.reader.get_tensor(source)
+    return values

@@ -65,9 +65,13 @@ def v1_optimizer(name: str) -> tf.compat.v1.train.Optimizer:
 
 
 def model_fn(features, labels, mode, params):
-    """4 -> 8 -> 3 MLP named as tf.compat.v1.layers.dense named it; ``params['optimizer']()`` trains it."""
-    hidden = keras.layers.Dense(8, activation="relu", name="dense")(features["x"])
-    logits = keras.layers.Dense(3, name="dense_1")(hidden)
+    """4 -> 8 -> 3 MLP named as tf.compat.v1.layers.dense named it; ``params['optimizer']()`` trains it.
+
+    ``params['names']`` renames the two layers (default: TF1's ``dense``, ``dense_1``).
+    """
+    names = params.get("names", ("dense", "dense_1"))
+    hidden = keras.layers.Dense(8, activation="relu", name=names[0])(features["x"])
+    logits = keras.layers.Dense(3, name=names[1])(hidden)
     probabilities = tf.nn.softmax(logits)
     class_ids = tf.argmax(logits, axis=1)
     if mode == bridge.ModeKeys.PREDICT:
@@ -85,8 +89,8 @@ def model_fn(features, labels, mode, params):
     return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
 
 
-def estimator(model_dir: str, optimizer: Callable[[], Any], **kwargs) -> bridge.Estimator:
-    return bridge.Estimator(model_fn, model_dir=model_dir, params={"optimizer": optimizer}, **kwargs)
+def estimator(model_dir: str, optimizer: Callable[[], Any], names=("dense", "dense_1"), **kwargs) -> bridge.Estimator:
+    return bridge.Estimator(model_fn, model_dir=model_dir, params={"optimizer": optimizer, "names": names}, **kwargs)
 
 
 def input_fn(x: np.ndarray, y: np.ndarray | None = None, batch_size: int = 16) -> Callable[[], tf.data.Dataset]:
