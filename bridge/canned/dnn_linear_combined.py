@@ -22,11 +22,13 @@ LINEAR_LEARNING_RATE = 0.005
 
 
 def _combined_model_fn(head: Head, linear_columns: tuple, linear_optimizer: Any, dnn_columns: tuple,
-                       dnn_optimizer: Any, hidden_units: tuple, activation_fn: Callable | None,
+                       dnn_optimizer: Any, hidden_units: tuple | None, activation_fn: Callable | None,
                        dropout: float | None, batch_norm: bool, sparse_combiner: str) -> Callable:
     def model_fn(features, labels, mode, config):
         parts, update_ops = [], []
         if dnn_columns:
+            if hidden_units is None:
+                raise ValueError("dnn_hidden_units must be defined when dnn_feature_columns is specified.")
             logits, update_ops = dnn_logits(features, dnn_columns, hidden_units, head.logits_dimension,
                                             activation_fn, dropout, batch_norm, mode)
             parts.append(logits)
@@ -85,11 +87,8 @@ class DNNLinearCombinedEstimator(_common.CannedEstimator):
         dnn_columns = _feature_columns.normalize_columns(dnn_feature_columns, "dnn_feature_columns")
         if not linear_columns and not dnn_columns:
             raise ValueError("Either linear_feature_columns or dnn_feature_columns must be defined.")
-        hidden_units = ()
-        if dnn_columns:
-            if dnn_hidden_units is None:
-                raise ValueError("dnn_hidden_units must be defined when dnn_feature_columns is specified.")
-            hidden_units = validate_hidden_units(dnn_hidden_units)
+        # 2.15 accepted missing dnn_hidden_units here and failed when the model was built.
+        hidden_units = validate_hidden_units(dnn_hidden_units) if dnn_columns and dnn_hidden_units is not None else None
         model_fn = _combined_model_fn(head, linear_columns, linear_optimizer, dnn_columns, dnn_optimizer,
                                       hidden_units, dnn_activation_fn, dnn_dropout, batch_norm, linear_sparse_combiner)
         super().__init__(model_fn, head, model_dir, config, warm_start_from)
