@@ -19,6 +19,8 @@ _LAZY_NAMES = {
     "InMemoryEvaluatorHook": "bridge.experimental._in_memory_evaluator",
     "build_raw_supervised_input_receiver_fn": "bridge.export",
     "call_logit_fn": "bridge.experimental._logit_fn",
+    # bridge's addition (2.15 had it in its early_stopping module, not in the public API)
+    "read_eval_metrics": "bridge._eval_events",
 }
 
 __all__ = sorted(_LAZY_NAMES)
