@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 
 # Each module registers its model_fn scope (bridge._model_fn_scopes.register) when imported.
-_SCOPED_MODULES: tuple[str, ...] = ("layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics")
+_SCOPED_MODULES: tuple[str, ...] = ("layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api")
 
 for _name in _SCOPED_MODULES:
     importlib.import_module(f"bridge.compat.{_name}")
