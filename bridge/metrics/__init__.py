@@ -5,7 +5,12 @@ sample_weight=None)``, ``result()``, ``reset_state()``, ``merge_state(others)``,
 ``get_state()``/``set_state()`` (dicts of numpy arrays that add across
 workers), pickling and ``get_config()``/``from_config()``. Input validation
 raises TypeError/ValueError naming the argument; a rejected batch leaves the
-metric unchanged. The GIL is released while a batch is processed and large
+metric unchanged, also while other threads update it. Non-finite inputs follow one
+rule in every metric: a NaN or inf anywhere in ``y_pred``, in float ``y_true``/``values``
+or in ``sample_weight`` is a ValueError naming the first offending element (Keras would
+return NaN or a silently clipped number; a finite wrong value is never returned).
+Sizes that cannot be allocated (``ConfusionMatrix(num_classes=2**32)``) are a
+ValueError at construction. The GIL is released while a batch is processed and large
 batches are split across cores (``set_num_threads``). One metric object may
 be updated from several threads; updates are serialised per object.
 """

@@ -24,6 +24,9 @@ class StreamingMetric:
     """
 
     _state_names: ClassVar[tuple[str, ...]] = ()
+    # State entries that may be negative (sums of signed values); every other entry is a sum
+    # of weights, counts or non-negative losses, and set_state refuses negative values there.
+    _signed_state_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, dtype: Any = None) -> None:
         if not isinstance(name, str) or not name:
@@ -108,8 +111,14 @@ class StreamingMetric:
                 f"{type(self).__name__}.set_state needs the keys {list(self._state_names)}. "
                 f"Received: keys={sorted(state)}"
             )
-        parts = [np.asarray(state[k], dtype=np.float64).ravel() for k in self._state_names]
+        parts = [_state_array(state[k], type(self).__name__, k) for k in self._state_names]
         self._check_state_sizes(parts)
+        for name, part in zip(self._state_names, parts):
+            if name not in self._signed_state_names and np.any(part < 0):
+                raise ValueError(
+                    f"{type(self).__name__}.set_state: `{name}` holds sums of weights, counts or losses, "
+                    f"which are never negative. Received: {name}={state[name]!r}"
+                )
         flat = np.concatenate(parts) if parts else np.zeros(0)
         if not np.all(np.isfinite(flat)):
             raise ValueError(f"{type(self).__name__}.set_state received non-finite values.")
@@ -140,6 +149,16 @@ class StreamingMetric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _state_array(value: Any, metric: str, name: str) -> np.ndarray:
+    """One state entry as a flat float64 array; only real numbers (bool, int, float) are accepted."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{metric}.set_state: `{name}` must hold real numbers. Received: {name}.dtype={arr.dtype}"
+        )
+    return arr.astype(np.float64).ravel()
 
 
 def _without_name(config: Mapping[str, Any]) -> dict[str, Any]:

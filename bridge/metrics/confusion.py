@@ -113,8 +113,8 @@ class FBetaScore(StreamingMetric):
                 "Invalid `average` argument value. Expected one of: None, 'micro', 'macro', 'weighted'. "
                 f"Received: average={average!r}"
             )
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not beta > 0:
-            raise ValueError(f"Argument `beta` must be a float > 0. Received: beta={beta!r}")
+        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta * beta < float("inf"):
+            raise ValueError(f"Argument `beta` must be a finite float > 0. Received: beta={beta!r}")
         if threshold is not None:
             threshold = float(threshold)
             if not 0.0 < threshold <= 1.0:

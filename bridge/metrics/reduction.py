@@ -21,6 +21,7 @@ class Mean(MeanBased):
     """
 
     _kind = "values"
+    _signed_state_names = ("total",)
 
     def __init__(self, name: str = "mean", dtype: Any = None) -> None:
         super().__init__(name=name, dtype=dtype)
