@@ -28,6 +28,13 @@ Body = Callable[[Any], tuple[Any, dict, Sequence[SessionRunHook]]]
 
 
 METRIC_PREFIX = "metric/"  # evaluate's output name for eval_metric_ops[key]
+WEIGHTS_FINITE = "weights_finite"  # train's output: every float variable finite after the step
+
+
+def all_finite(variables: Sequence[tf.Variable]) -> tf.Tensor:
+    """One boolean: every float variable holds only finite values (read after the step's updates)."""
+    checks = [tf.reduce_all(tf.math.is_finite(v.read_value())) for v in variables if v.dtype.is_floating]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
 
 
 @contextlib.contextmanager
@@ -361,6 +368,8 @@ class TracedStep:
                 go_on = tf.constant(True)
                 if self._stop_if_loss_not_finite:
                     go_on = tf.reduce_all(tf.math.is_finite(tf.cast(flat[0], tf.float32)))
+                    if WEIGHTS_FINITE in self.output_names:  # stop on the step weights go non-finite too
+                        go_on = tf.logical_and(go_on, flat[self.output_names.index(WEIGHTS_FINITE)])
                 return go_on, tf.reduce_sum(loss)
 
         def cond(done, more, loss_sum):

@@ -26,13 +26,14 @@ from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
-from bridge._step import CannotGroup, InputExhausted, TracedStep
+from bridge._step import WEIGHTS_FINITE, CannotGroup, InputExhausted, TracedStep, all_finite
 from bridge._summaries import SummaryWriter
 from bridge._variables import VariableStore
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
 from bridge.hooks import (
     CheckpointSaverListener,
     LoggingTensorHook,
+    NanLossDuringTrainingError,
     NanTensorHook,
     SessionRunHook,
     SessionRunArgs,
@@ -392,7 +393,10 @@ class Estimator:
                 hooks.append(StepCounterHook(config.log_step_count_steps, callback))
             if summary_writer is not None:
                 hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
-            return spec, {"loss": spec.loss, "global_step": store.global_step}, hooks
+            outputs = {"loss": spec.loss, "global_step": store.global_step}
+            if config.check_finite_weights:
+                outputs[WEIGHTS_FINITE] = all_finite(list(store.saveable.values()))
+            return spec, outputs, hooks
 
         iterations = config.iterations_per_loop
         limit = steps
@@ -466,6 +470,8 @@ class Estimator:
                 break
             outputs, context = run.outputs, run.context
             loss, new_step = outputs["loss"], int(outputs["global_step"])
+            if not outputs.get(WEIGHTS_FINITE, True):
+                raise _non_finite_weights_error(store, new_step)
             if new_step == global_step and not warned_static:
                 logger.warning(
                     "The global step did not move. Training stops only by input exhaustion or a hook: "
@@ -843,6 +849,20 @@ def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
             )
     for i in range(sizes[first]):
         yield {key: value[i] for key, value in batch.items()}
+
+
+def _non_finite_weights_error(store: VariableStore, step: int) -> NanLossDuringTrainingError:
+    """The error for weights that became NaN/inf while the loss stayed finite, naming them."""
+    bad = [
+        key for key, variable in store.saveable.items()
+        if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all()
+    ]
+    logger.error("Model diverged: variables hold NaN or inf after global step %d: %s", step, bad)
+    return NanLossDuringTrainingError(
+        f"Variables hold NaN or inf values after global step {step}: {bad}. No checkpoint of them was "
+        "written. Look for NaN/inf in the input or a too-large learning rate; "
+        "RunConfig(check_finite_weights=False) turns this check off."
+    )
 
 
 class _CheckpointSaver:

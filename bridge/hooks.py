@@ -41,7 +41,7 @@ class NanLossDuringTrainingError(RuntimeError):
     """Raised when the training loss becomes NaN; no checkpoint of the NaN weights is written."""
 
     def __str__(self) -> str:
-        return "NaN loss during training."
+        return str(self.args[0]) if self.args else "NaN loss during training."
 
 
 class SessionRunArgs(NamedTuple):

@@ -2,9 +2,10 @@
 
 `RunConfig` keeps tf.estimator 2.15's constructor, defaults, validation errors and
 TF_CONFIG rules, so code that built a `tf.estimator.RunConfig` builds a
-`bridge.RunConfig` unchanged. Three fields are new: `iterations_per_loop` (steps run
+`bridge.RunConfig` unchanged. Four fields are new: `iterations_per_loop` (steps run
 inside one traced call, hooks once per call), `max_steps_per_call` (how many steps or
-batches the runtime may group into one call where no hook can tell) and `progress_bar`.
+batches the runtime may group into one call where no hook can tell), `progress_bar` and
+`check_finite_weights`.
 
 Importing this module does not import TensorFlow; TensorFlow is imported only when a
 value needs it (a strategy or `ConfigProto` to check, a cluster to parse, or the
@@ -75,6 +76,7 @@ _FIELDS = (
     "iterations_per_loop",
     "max_steps_per_call",
     "progress_bar",
+    "check_finite_weights",
 )
 
 # State read from TF_CONFIG at construction; never replaceable.
@@ -234,6 +236,9 @@ def _validate_fields(values: Mapping[str, Any]) -> None:
     grouped = values["max_steps_per_call"]
     if isinstance(grouped, bool) or not isinstance(grouped, int) or grouped < 1:
         raise ValueError(f"max_steps_per_call must be an integer >= 1; got {grouped!r}.")
+
+    if not isinstance(values["check_finite_weights"], bool):
+        raise _BadTypeError(f"check_finite_weights must be True or False; got {values['check_finite_weights']!r}.")
 
     if values["progress_bar"] is not None and not isinstance(values["progress_bar"], bool):
         raise _BadTypeError(
@@ -511,6 +516,7 @@ class RunConfig:
         iterations_per_loop: int = 1,
         progress_bar: Optional[bool] = None,
         max_steps_per_call: int = 32,
+        check_finite_weights: bool = True,
     ) -> None:
         """Validate the arguments and read TF_CONFIG.
 
@@ -553,6 +559,10 @@ class RunConfig:
             predict batches, which would not earn back the loop's longer trace.
           progress_bar: None shows a progress bar when stderr is a terminal;
             True/False force it on/off.
+          check_finite_weights: after every training step, one fused all-finite
+            reduction over the model's float variables (weights and optimizer state);
+            training stops with `NanLossDuringTrainingError` naming the variables on the
+            step they become NaN/inf, even while the loss is still finite. False skips it.
 
         Raises:
           ValueError: an invalid value or TF_CONFIG (messages as in tf.estimator).
@@ -600,6 +610,7 @@ class RunConfig:
             iterations_per_loop=iterations_per_loop,
             max_steps_per_call=max_steps_per_call,
             progress_bar=progress_bar,
+            check_finite_weights=check_finite_weights,
         )
         _validate_fields(values)
 
@@ -718,6 +729,11 @@ class RunConfig:
     def max_steps_per_call(self) -> int:
         """The most steps or batches grouped into one traced call where no hook can tell."""
         return self._values["max_steps_per_call"]
+
+    @property
+    def check_finite_weights(self) -> bool:
+        """Whether training stops on the step a weight becomes NaN/inf."""
+        return self._values["check_finite_weights"]
 
     @property
     def progress_bar(self) -> Optional[bool]:
