@@ -104,6 +104,7 @@ def _strip_suffix(name: str) -> str:
 
 
 _ACTIVE = threading.local()  # the store whose scope() this thread is in
+_IN_SCOPE: list["VariableStore"] = []  # every store whose scope() is open, in any thread
 
 
 def active_store() -> "VariableStore | None":
@@ -183,11 +184,13 @@ class VariableStore:
         graph.add_to_collection(tf.compat.v1.GraphKeys.GLOBAL_STEP, self.global_step)
         outer = getattr(_ACTIVE, "store", None)
         _ACTIVE.store = self
+        _IN_SCOPE.append(self)
         try:
             with _fresh_keras_names(), tf.variable_creator_scope(self._create):
                 yield
         finally:
             _ACTIVE.store = outer
+            _IN_SCOPE.remove(self)
 
     def _create(self, next_creator, **kwargs) -> tf.Variable:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components
@@ -250,8 +253,16 @@ class VariableStore:
         return unique
 
 
-def add_state_owner(owner: Any) -> None:
-    """Tells the store of the model_fn being traced (if any) that ``owner`` holds state in it."""
+def add_state_owner(owner: Any, variable: Any = None) -> None:
+    """Tells the store of the model_fn being traced that ``owner`` holds state in it.
+
+    The store is this thread's; in a replica thread of ``strategy.run`` (MirroredStrategy runs
+    each device's replica in its own thread) it is the open store holding ``variable``, one of
+    the owner's variables.
+    """
     store = active_store()
+    if store is None and variable is not None:
+        inner = getattr(variable, "value", variable)  # a Keras variable's tf.Variable
+        store = next((s for s in list(_IN_SCOPE) if any(v is inner for v in s._by_key.values())), None)
     if store is not None:
         store.add_state_owner(owner)

@@ -83,7 +83,8 @@ def minimize(
         raise TypeError(
             f"optimizer must be a Keras optimizer or a tf.compat.v1.train.Optimizer. Received: optimizer={optimizer!r}"
         )
-    _variables.add_state_owner(optimizer)  # so a checkpoint of another optimizer family can map onto its state
+    # So that a checkpoint of another optimizer family can be mapped onto its state.
+    _variables.add_state_owner(optimizer, getattr(optimizer, "iterations", None))
     if not _apply_fused_adam(optimizer, pairs):
         optimizer.apply_gradients(pairs)
     if global_step is None:
