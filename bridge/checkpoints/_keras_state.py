@@ -130,6 +130,7 @@ def keras_state_from_v1(request: MappingRequest) -> dict[str, np.ndarray]:
 
     optimizers = [o for o in request.state_owners if isinstance(o, keras.optimizers.Optimizer)]
     if not optimizers:
+        _explain_unregistered(request)
         return {}
     key_of = {id(variable): key for key, variable in request.variables.items()}
     layout = find_slots(request.shapes)
@@ -139,6 +140,19 @@ def keras_state_from_v1(request: MappingRequest) -> dict[str, np.ndarray]:
         values.update(_one_optimizer(optimizer, request, key_of, layout, problems))
     problems.raise_if_any(request)
     return values
+
+
+def _explain_unregistered(request: MappingRequest) -> None:
+    """Keras optimizer state wanted from v1 slots, but bridge.minimize did not apply the optimizer."""
+    iterations = sorted(k for k in request.missing if k.endswith("/iteration"))
+    slots = find_slots(request.shapes).slots
+    if iterations and slots:
+        raise ValueError(
+            f"{request.checkpoint_path} holds the slots of a tf.compat.v1.train optimizer "
+            f"({', '.join(sorted(find_slots(request.shapes).names))}), and the model_fn's Keras optimizer state "
+            f"({iterations}, ...) is not in it. bridge maps one onto the other for optimizers applied with "
+            "bridge.minimize(loss, optimizer): build the train_op with it (it also increments the global step)."
+        )
 
 
 def _one_optimizer(optimizer, request, key_of, layout: SlotLayout, problems: _Problems) -> dict[str, np.ndarray]:

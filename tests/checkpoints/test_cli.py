@@ -50,6 +50,12 @@ def test_inspect_names_the_optimizer_step_and_variables(name, capsys):
         assert roles[key].startswith(f"slot '{slot}' of dense/kernel")
 
 
+def test_inspect_a_checkpoint_prefix(capsys):
+    assert main(["inspect", os.path.join(_fixture("momentum"), "model.ckpt-20"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["optimizer"] == WRITTEN_BY["momentum"] and report["step"] == 20
+
+
 def test_inspect_text_as_a_command():
     done = subprocess.run(
         [sys.executable, "-m", "bridge.checkpoints", "inspect", _fixture("adam")],
@@ -72,10 +78,17 @@ def test_inspect_text_as_a_command():
          lambda: keras.optimizers.RMSprop(0.01, momentum=0.9, epsilon=1e-10)),
     ],
 )  # fmt: skip
-def test_converted_model_dir_resumes_natively_with_the_keras_optimizer(name, optimizer, config, make_keras, tmp_path):
+def test_converted_model_dir_resumes_natively_with_the_keras_optimizer(
+    name, optimizer, config, make_keras, tmp_path, capsys
+):
     out = str(tmp_path / "converted")
     assert main(["convert", _fixture(name), out, "--optimizer", optimizer, "--optimizer-config", json.dumps(config)]) == 0
     converted = legacy.variables(out)
+    capsys.readouterr()
+    assert main(["inspect", out, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["optimizer"].startswith("a Keras 3 optimizer (bridge; variables under")
+    assert report["continues_with"] == ["the same Keras 3 optimizer (bridge-native)"]
     assert not any(k.endswith(("/Adam", "/Adam_1", "/Momentum", "/RMSProp", "/RMSProp_1")) for k in converted)
     legacy.estimator(out, make_keras).train(legacy.one_step_batch(), steps=1)
     resumed = legacy.variables(out)

@@ -119,3 +119,42 @@ def test_state_that_cannot_be_mapped_is_an_error_naming_it(name, make_optimizer,
     assert "vars_to_warm_start" in str(raised.value)  # the way to restart optimizer state on purpose
     after = legacy.variables(model_dir)  # nothing trained, nothing written
     assert sorted(after) == sorted(before) and all(np.array_equal(after[k], before[k]) for k in before)
+
+
+def test_adam_step_count_survives_underflow_and_float32_rounding(tmp_path):
+    """After 5000 v1 steps beta1_power is 0 in float32 and beta2_power carries 5001 roundings."""
+    import tensorflow as tf
+
+    source = legacy.copy_model_dir("adam", tmp_path)
+    reader = tf.train.load_checkpoint(source)
+    values = {k: reader.get_tensor(k) for k, _ in tf.train.list_variables(source)}
+    power = np.float32(1.0)
+    for _ in range(5001):  # v1 Adam multiplies its accumulator once per step, in float32
+        power = np.float32(power * np.float32(0.999))
+    values.update(global_step=np.int64(5000), beta1_power=np.float32(0.9) ** 5001, beta2_power=power)
+    assert values["beta1_power"] == 0.0
+    target = str(tmp_path / "long")
+    tf.io.gfile.makedirs(target)
+    tf.raw_ops.SaveV2(prefix=f"{target}/model.ckpt-5000", tensor_names=list(values),
+                      shape_and_slices=[""] * len(values), tensors=list(values.values()))  # fmt: skip
+    with open(f"{target}/checkpoint", "w") as f:
+        f.write('model_checkpoint_path: "model.ckpt-5000"\n')
+    legacy.estimator(target, SAME_UPDATE["adam"][0]).train(legacy.one_step_batch(), steps=1)
+    assert legacy.variables(target)["adam/iteration"] == 5001
+
+
+def test_keras_optimizer_applied_without_bridge_minimize_gets_a_pointer(tmp_path):
+    import tensorflow as tf
+
+    import bridge
+
+    def model_fn(features, labels, mode, params):
+        spec = legacy.model_fn(features, labels, bridge.ModeKeys.EVAL, params)
+        optimizer = keras.optimizers.Adam(0.01)
+        variables = tf.compat.v1.trainable_variables()
+        optimizer.apply_gradients(zip(tf.gradients(spec.loss, variables), variables))
+        return bridge.EstimatorSpec(mode, loss=spec.loss, train_op=tf.compat.v1.train.get_global_step().assign_add(1))
+
+    est = bridge.Estimator(model_fn, model_dir=legacy.copy_model_dir("adam", tmp_path), params={})
+    with pytest.raises(ValueError, match=r"bridge.minimize\(loss, optimizer\)"):
+        est.train(legacy.one_step_batch(), steps=1)
