@@ -30,6 +30,11 @@ _LAZY_NAMES = {
     "StopAtStepHook": "bridge.hooks",
     "StepCounterHook": "bridge.hooks",
     "SecondOrStepTimer": "bridge.hooks",
+    "CheckpointSaverHook": "bridge._writer_hooks",
+    "SummarySaverHook": "bridge._writer_hooks",
+    "ProfilerHook": "bridge._writer_hooks",
+    "FinalOpsHook": "bridge._writer_hooks",
+    "FeedFnHook": "bridge._writer_hooks",
     "TrainSpec": "bridge.training_loop",
     "EvalSpec": "bridge.training_loop",
     "train_and_evaluate": "bridge.training_loop",
@@ -94,6 +99,7 @@ if TYPE_CHECKING:  # static tools see the real names
         RegressionHead,
     )
     from bridge.estimator import Estimator
+    from bridge._writer_hooks import CheckpointSaverHook, FeedFnHook, FinalOpsHook, ProfilerHook, SummarySaverHook
     from bridge.estimator_spec import EstimatorSpec
     from bridge.hooks import (
         CheckpointSaverListener,

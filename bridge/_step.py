@@ -20,7 +20,7 @@ import tensorflow as tf
 from tensorflow.python.ops import list_ops, resource_variable_ops
 
 from bridge._variables import VariableStore
-from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues
+from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues, _as_graph_element
 
 _WRITE_OPS = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
 
@@ -161,6 +161,19 @@ def _captured_from_outside(graph: Any, tensor: Any) -> Any:
         graph, tensor = outer.graph, outer
 
 
+def _fetch_key(item: Any) -> Any:
+    """Fetches are told apart by identity; a tensor name (str) by its text."""
+    return ("name", item) if isinstance(item, str) else id(item)
+
+
+def _refuse_feeds(hook: SessionRunHook, request: Any) -> None:
+    if getattr(request, "feed_dict", None):
+        raise ValueError(
+            f"{type(hook).__name__}.before_run returned a feed_dict: TensorFlow 2 has no feeds. Feed data "
+            "through input_fn (a tf.data.Dataset), or compute the value inside model_fn."
+        )
+
+
 class InputExhausted(Exception):
     """The step found no more input (the loop ends normally)."""
 
@@ -209,6 +222,7 @@ class TracedStep:
         collect: Callable[[str], bool] | None = None,
         sum_loss: bool = False,
         stop_if_loss_not_finite: bool = False,
+        on_session: Callable[[Sequence[SessionRunHook]], None] | None = None,
     ) -> None:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
@@ -224,6 +238,10 @@ class TracedStep:
         self._sum_loss = sum_loss
         self._stop_if_loss_not_finite = stop_if_loss_not_finite
         self._model_graph: Any = None  # the graph model_fn was traced in
+        # Called once with the hooks, between their begin and their first before_run (see
+        # _replica_outputs): restores the variables and calls after_create_session.
+        self._on_session = on_session
+        self._first_run: tuple[SessionRunContext, list] | None = None  # the traced before_run requests
         self._num_outputs = 0  # named outputs plus the hooks' other fetches
         self._collected: set[int] = set()  # positions of the outputs named by ``collect``
         # The iterator is an argument, not a capture: the function must not keep the input
@@ -238,6 +256,10 @@ class TracedStep:
                 lambda it, n: self._trace_loop(body, it, n), autograph=False
             ).get_concrete_function(iterator, tf.TensorSpec([], tf.int32))
         store.adopt([v for v in self._function.graph.variables if not getattr(v, "_bridge_stash", False)])
+        if self._on_session is not None:  # under a strategy: after the trace (hooks' order differs there)
+            self._on_session(self.hooks)
+            self._on_session = None
+            self._first_run = None
         self._call = _flat_caller(self._function, iterator, looped=iterations > 1)
         # A looped call returns each collected output as two tensors (values, shapes): where
         # each output starts in the call's flat result.
@@ -311,23 +333,33 @@ class TracedStep:
         seen: set[int] = set()
         for hook in hooks:
             hook.begin()
+        if first and self._on_session is not None and self._strategy is None:
+            with tf.init_scope():  # eager: restore, then hooks' after_create_session
+                self._on_session(self.hooks)
+            self._on_session = None
         context = SessionRunContext()
-        for hook in hooks:
-            request = hook.before_run(context)
+        requests = [hook.before_run(context) for hook in hooks]
+        if first:
+            self._first_run = (context, requests)  # the first run's before_run is this one
+        for hook, request in zip(hooks, requests):
             if request is None:
                 continue
+            _refuse_feeds(hook, request)
             for item in tf.nest.flatten(request.fetches):
-                if id(item) in seen:
+                key = _fetch_key(item)
+                if key in seen:
                     continue
-                seen.add(id(item))
+                seen.add(key)
+                if isinstance(item, str):  # a tensor's name, as Session.run accepted it
+                    item = _as_graph_element(item)
                 existing = next((i for i, value in enumerate(values) if value is item), None)
                 if existing is not None:  # already an output (the loss, the global step)
                     if first:
-                        self._fetch_index[id(item)] = existing
+                        self._fetch_index[key] = existing
                         self._fetched.append(item)
                     continue
                 if first:
-                    self._fetch_index[id(item)] = len(flat)
+                    self._fetch_index[key] = len(flat)
                     if item is getattr(spec, "loss", None):  # hooks see the loss every worker sees
                         self._loss_fetches.add(len(flat))
                     self._fetched.append(item)
@@ -438,8 +470,15 @@ class TracedStep:
         otherwise each call counts as one run, as TPUEstimator's loops did. Raises
         ``InputExhausted`` when no step could run.
         """
-        context = SessionRunContext()
-        requests = [hook.before_run(context) for hook in self.hooks]
+        if self._first_run is not None:
+            context, requests = self._first_run
+            self._first_run = None
+        else:
+            context = SessionRunContext()
+            requests = [hook.before_run(context) for hook in self.hooks]
+            for hook, request in zip(self.hooks, requests):
+                if request is not None:
+                    _refuse_feeds(hook, request)
         if self._iterations == 1:
             try:
                 flat = self._call()
@@ -512,7 +551,7 @@ class TracedStep:
 
     def _index_of(self, hook: SessionRunHook, item: Any) -> int:
         try:
-            return self._fetch_index[id(item)]
+            return self._fetch_index[_fetch_key(item)]
         except KeyError:
             raise RuntimeError(
                 f"{type(hook).__name__}.before_run fetched {item!r}, which it did not fetch while the step "

@@ -29,8 +29,11 @@ from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
 from bridge._step import WEIGHTS_FINITE, CannotGroup, InputExhausted, TracedStep, all_finite
 from bridge._summaries import SummaryWriter
 from bridge._variables import VariableStore
+from bridge._writer_hooks import CheckpointSaverHook
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
 from bridge.hooks import (
+    NO_COORDINATOR,
+    NO_SESSION,
     CheckpointSaverListener,
     LoggingTensorHook,
     NanLossDuringTrainingError,
@@ -40,6 +43,7 @@ from bridge.hooks import (
     StepCounterHook,
     StopAtStepHook,
     check_hooks,
+    check_listeners,
     groupable,
     steps_until_trigger,
 )
@@ -314,11 +318,12 @@ class Estimator:
         if max_steps is not None and max_steps <= 0:
             raise ValueError(f"Must specify max_steps > 0, given: {max_steps}")
         user_hooks = check_hooks(hooks)
-        listeners = list(saving_listeners or [])
-        for listener in listeners:
-            if not isinstance(listener, CheckpointSaverListener):
-                raise TypeError(f"saving_listeners must be a list of CheckpointSaverListener, given: {listener!r}")
-        if listeners and not self._checkpointing_enabled():
+        listeners = check_listeners(saving_listeners)
+        user_saver = next((h for h in user_hooks if isinstance(h, CheckpointSaverHook)), None)
+        if user_saver is not None:  # as in tf.estimator: it replaces RunConfig's saving and takes the listeners
+            user_saver._listeners.extend(listeners)
+            listeners = []
+        elif listeners and not self._checkpointing_enabled():
             raise ValueError(
                 "There should be a CheckpointSaverHook to use saving_listeners. Enable checkpoints with "
                 "RunConfig(save_checkpoints_steps=...) or save_checkpoints_secs=..."
@@ -404,12 +409,21 @@ class Estimator:
             limit = max_steps - _checkpoints.read_global_step(self._resume_checkpoint())
         if self._groups_steps(ModeKeys.TRAIN, strategy, dataset, limit) and groupable(user_hooks):
             iterations = config.max_steps_per_call
+        checkpoint = self._resume_checkpoint()
+
+        def on_session(hooks: Sequence[SessionRunHook]) -> None:
+            self._restore_or_warm_start(store, checkpoint, purpose="")
+            if stop_hook is not None:
+                stop_hook.resolve_start(int(store.global_step.numpy()))
+            _after_create_session(hooks)
+
         step = TracedStep(
-            store, iterator, body, iterations=iterations, strategy=strategy, stop_if_loss_not_finite=True
+            store, iterator, body, iterations=iterations, strategy=strategy, stop_if_loss_not_finite=True,
+            on_session=on_session,
         )
         del iterator, dataset  # the traced step owns the input now; step.close() releases it
         try:
-            return self._train_loop(step, store, config, stop_hook, steps, max_steps, listeners)
+            return self._train_loop(step, store, config, stop_hook, steps, max_steps, listeners, checkpoint)
         finally:
             step.close()
             if summary_writer is not None:
@@ -432,17 +446,15 @@ class Estimator:
             known.append(cardinality)
         return not known or min(known) >= GROUPING_MIN_CALLS[mode] * config.max_steps_per_call
 
-    def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners) -> float | None:
-        checkpoint = self._resume_checkpoint()
-        self._restore_or_warm_start(store, checkpoint, purpose="")
+    def _train_loop(self, step, store, config, stop_hook, steps, max_steps, listeners, checkpoint) -> float | None:
+        # Variables were restored and hooks' after_create_session called during the trace.
         start_step = int(store.global_step.numpy())
-        if stop_hook is not None:
-            stop_hook.resolve_start(start_step)
         # Only the chief saves. A non-chief's copy of the (mirrored) variables equals the chief's,
         # and the writer reads local copies only, so skipping needs no collective with the others.
-        saver = _CheckpointSaver(self, store, listeners, checkpoint) if self._checkpointing_enabled() and self._is_chief_trainer() else None
-        for hook in step.hooks:
-            hook.after_create_session(None, None)
+        saver = None
+        own_saver = any(isinstance(hook, CheckpointSaverHook) for hook in step.hooks)
+        if self._checkpointing_enabled() and self._is_chief_trainer() and not own_saver:
+            saver = _CheckpointSaver(self, store, listeners, checkpoint)
         if saver is not None:
             saver.begin(start_step)
         progress = _ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
@@ -486,7 +498,7 @@ class Estimator:
         if global_step == start_step:
             logger.warning("Training with estimator made no steps. Perhaps input is empty or misspecified.")
         for hook in step.hooks:
-            hook.end(None)
+            hook.end(NO_SESSION)
         if saver is not None:
             saver.end(global_step)
         progress.update(global_step, None if loss is None else float(loss), force=True)
@@ -551,17 +563,30 @@ class Estimator:
 
         grouped = self._groups_steps(ModeKeys.EVAL, strategy, data.dataset, steps) and not user_hooks
         iterations = self._config.max_steps_per_call if grouped else 1
+
+        def on_session(hooks: Sequence[SessionRunHook]) -> None:
+            if variables_from is None:
+                self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
+            else:
+                for key, variable in store.saveable.items():
+                    if key in variables_from:
+                        variable.assign(variables_from[key])
+            _after_create_session(hooks)
+
         try:
             step = TracedStep(
-                store, iterator, body, iterations=iterations, strategy=strategy, collect=_is_host_input, sum_loss=True
+                store, iterator, body, iterations=iterations, strategy=strategy, collect=_is_host_input, sum_loss=True,
+                on_session=on_session,
             )
         except CannotGroup:  # an output of unknown rank: one batch per call
             store = VariableStore(strategy)
-            step = TracedStep(store, iterator, body, strategy=strategy, collect=_is_host_input, sum_loss=True)
+            step = TracedStep(
+                store, iterator, body, strategy=strategy, collect=_is_host_input, sum_loss=True, on_session=on_session
+            )
         del iterator
         _refuse_unupdated_keras_metrics(step)
         try:
-            batches, loss_sum, last = self._evaluate_loop(step, store, steps, checkpoint_path, strategy, variables_from)
+            batches, loss_sum, last = self._evaluate_loop(step, store, steps, strategy)
         finally:
             step.close()
         results: dict[str, Any] = {}
@@ -590,20 +615,10 @@ class Estimator:
         step: TracedStep,
         store: VariableStore,
         steps: int | None,
-        checkpoint_path: str | None,
         strategy: Any = None,
-        variables_from: Mapping[str, tf.Variable] | None = None,
     ):
         """Runs the eval step until the input or ``steps`` runs out; returns (batches, loss sum, last outputs)."""
         self._refuse_writes(step, store, ModeKeys.EVAL)
-        if variables_from is None:
-            self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
-        else:
-            for key, variable in store.saveable.items():
-                if key in variables_from:
-                    variable.assign(variables_from[key])
-        for hook in step.hooks:
-            hook.after_create_session(None, None)
         host_ops = {k: op for k, op in step.spec.eval_metric_ops.items() if is_host_metric_op(op)}
         feeder = HostMetricFeeder(host_ops) if host_ops else None
         loss_sum, batches = 0.0, 0
@@ -636,7 +651,7 @@ class Estimator:
         for key, op in host_ops.items():
             last["metric/" + key] = _as_float32(op.result())  # the C++ engine's float64, as 2.15's float32
         for hook in step.hooks:
-            hook.end(None)
+            hook.end(NO_SESSION)
         return batches, loss_sum, last
 
     # -- predict -----------------------------------------------------------------------------
@@ -667,18 +682,20 @@ class Estimator:
 
         grouped = self._groups_steps(ModeKeys.PREDICT, None, data.dataset, None) and not user_hooks
         iterations = self._config.max_steps_per_call if grouped else 1
+
+        def on_session(hooks: Sequence[SessionRunHook]) -> None:
+            self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
+            _after_create_session(hooks)
+
         try:
-            step = TracedStep(store, iterator, body, iterations=iterations, collect=_every_output)
+            step = TracedStep(store, iterator, body, iterations=iterations, collect=_every_output, on_session=on_session)
         except CannotGroup:  # a prediction of unknown rank: one batch per call
             store = VariableStore()
-            step = TracedStep(store, iterator, body, collect=_every_output)
+            step = TracedStep(store, iterator, body, collect=_every_output, on_session=on_session)
         del iterator
         try:
             self._refuse_writes(step, store, ModeKeys.PREDICT)
-            self._restore_or_warm_start(store, checkpoint_path, purpose="predict")
             single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
-            for hook in step.hooks:
-                hook.after_create_session(None, None)
             per_step = 1 if step.hooks else step.iterations  # hooks see every batch
             while True:
                 try:
@@ -695,7 +712,7 @@ class Estimator:
                 if run.context.stop_requested:
                     break
             for hook in step.hooks:
-                hook.end(None)
+                hook.end(NO_SESSION)
         finally:
             step.close()
 
@@ -736,6 +753,12 @@ class Estimator:
         return export_saved_model(
             self, export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path, experimental_mode
         )
+
+
+def _after_create_session(hooks: Sequence[SessionRunHook]) -> None:
+    """tf.estimator called this once the session existed; bridge calls it once variables are restored."""
+    for hook in hooks:
+        hook.after_create_session(NO_SESSION, NO_COORDINATOR)
 
 
 # Members a subclass may redefine (tf.estimator 2.15's list, in bridge's terms).

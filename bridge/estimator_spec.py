@@ -311,13 +311,13 @@ def _validate_hooks(hooks: Any, field: str) -> tuple:
             f"All hooks must be SessionRunHook instances, given in {field} as a "
             f"non-iterable: {hooks!r} (pass a list of hooks)"
         ) from None
+    adapted = []
     for hook in result:
-        if not isinstance(hook, hooks_module.SessionRunHook):
-            raise TypeError(
-                f"All hooks must be SessionRunHook instances, given in {field}: {hook!r}"
-                + hooks_module._tf_hook_hint(hook)
-            )
-    return result
+        try:
+            adapted.extend(hooks_module.check_hooks([hook]))  # a tf.compat.v1.train hook is adapted
+        except TypeError:
+            raise TypeError(f"All hooks must be SessionRunHook instances, given in {field}: {hook!r}") from None
+    return tuple(adapted)
 
 
 def _validate_scaffold(scaffold: Any) -> None:

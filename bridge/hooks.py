@@ -5,15 +5,20 @@ tensors to add to the next ``Session.run`` and ``after_run`` received their valu
 has no Session. It traces the model_fn step once into a ``tf.function``; hooks therefore
 declare what they fetch *while that trace is built*:
 
+The callbacks come in tf.estimator's order: ``begin``, ``after_create_session``, then
+``before_run`` / ``after_run`` once per run, then ``end``.
+
 * ``begin()`` runs inside the trace (graph-construction time, as in tf.estimator), so
   ``tf.compat.v1.train.get_global_step()`` and the model_fn's tensors are available.
-* ``before_run(run_context)`` is called once during the trace to learn which tensors the
-  hook fetches; those tensors become outputs of the traced step. It is then called before
-  every step as usual, and may return any subset of those tensors (or ``None``).
+* ``after_create_session(session, coord)`` runs next, still during the trace but eagerly
+  (``tf.init_scope``), once the variables are created and restored from the checkpoint: a
+  variable's ``.numpy()`` reads its restored value.
+* The first ``before_run(run_context)`` also runs during the trace: the tensors it returns
+  become outputs of the traced step, and its request serves the first run. Later calls come
+  before every run as usual and may return any subset of those tensors (or ``None``).
 * ``after_run(run_context, run_values)`` receives numpy values in ``run_values.results``.
-* ``after_create_session(session, coord)`` and ``end(session)`` receive ``None`` for the
-  session: there is none. Hooks that call ``session.run`` do not port; fetch through
-  ``before_run`` instead.
+* There is no Session: ``session`` and ``coord`` arguments, and ``run_context.session``,
+  raise a clear error when used (``NoSessionError``), naming what to use instead.
 
 With ``RunConfig(iterations_per_loop=N)`` one "run" is one traced call of up to N steps,
 as with TPUEstimator: hooks see the values of the last step of each call.
@@ -42,6 +47,36 @@ class NanLossDuringTrainingError(RuntimeError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "NaN loss during training."
+
+
+class NoSessionError(RuntimeError):
+    """A hook used the tf.compat.v1 Session (or Coordinator), which bridge does not have."""
+
+
+def _no_session_message(what: str) -> str:
+    return (
+        f"{what}: bridge runs no tf.compat.v1.Session. Fetch tensors by returning "
+        "SessionRunArgs(fetches) from before_run and read their values in after_run's run_values.results; "
+        "read a variable with variable.numpy() (in after_create_session or end); stop with "
+        "run_context.request_stop(); save checkpoints with bridge.CheckpointSaverHook or RunConfig."
+    )
+
+
+class _NoSession:
+    """Handed to hooks where tf.estimator handed a Session or Coordinator: using it raises."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, name: str) -> Any:
+        raise NoSessionError(_no_session_message(f"{self._what}.{name}"))
+
+    def __repr__(self) -> str:
+        return f"<no {self._what} in bridge>"
+
+
+NO_SESSION = _NoSession("session")
+NO_COORDINATOR = _NoSession("coord")
 
 
 class SessionRunArgs(NamedTuple):
@@ -75,8 +110,8 @@ class SessionRunContext:
 
     @property
     def session(self) -> Any:
-        """Always ``None`` in bridge: there is no Session to run extra ops in."""
-        return self._session
+        """Raises ``NoSessionError``: bridge has no Session to run extra ops in."""
+        raise NoSessionError(_no_session_message("run_context.session"))
 
     @property
     def stop_requested(self) -> bool:
@@ -93,7 +128,7 @@ class SessionRunHook:
         """Called inside the step trace, before the loop starts."""
 
     def after_create_session(self, session: Any, coord: Any) -> None:
-        """Called once variables are created and restored (``session`` and ``coord`` are ``None``)."""
+        """Called once variables are created and restored (``session``/``coord`` raise when used)."""
 
     def before_run(self, run_context: SessionRunContext) -> Optional[SessionRunArgs]:
         """Return ``SessionRunArgs(fetches)`` to receive their values in ``after_run``."""
@@ -274,7 +309,7 @@ class LoggingTensorHook(SessionRunHook):
             self._tensors = dict(tensors)
         else:
             tensors = list(tensors)
-            self._tags = [getattr(t, "name", str(i)) for i, t in enumerate(tensors)]
+            self._tags = [t if isinstance(t, str) else getattr(t, "name", str(i)) for i, t in enumerate(tensors)]
             self._tensors = dict(zip(self._tags, tensors))
         self._timer = (
             None if only_at_end else SecondOrStepTimer(every_secs=every_n_secs, every_steps=every_n_iter)
@@ -410,23 +445,50 @@ def steps_until_trigger(hooks: Sequence[SessionRunHook], global_step: int, limit
     return max(1, steps)
 
 
+# Extensions (bridge.compat) register adapters turning objects written for another runtime (a
+# tf.compat.v1.train Session hook or saving listener) into bridge's own; the runtime knows none of them.
+_adapters: list[Callable[[Any], Any]] = []
+
+
+def register_adapter(adapter: Callable[[Any], Any]) -> None:
+    """Adds ``adapter(obj) -> bridge hook / CheckpointSaverListener, or None`` for foreign hooks."""
+    if adapter not in _adapters:
+        _adapters.append(adapter)
+
+
+def _adapt(obj: Any) -> Any:
+    from bridge._model_fn_scopes import _load_built_in
+
+    _load_built_in()
+    for adapter in _adapters:
+        adapted = adapter(obj)
+        if adapted is not None:
+            return adapted
+    return None
+
+
 def check_hooks(hooks: Any, what: str = "Hooks") -> list[SessionRunHook]:
-    """Returns ``hooks`` as a list, raising TypeError for anything that is not a bridge hook."""
-    result = list(hooks or [])
-    for hook in result:
+    """Returns ``hooks`` as a list of bridge hooks (foreign ones adapted), else raises TypeError."""
+    result = []
+    for hook in list(hooks or []):
         if not isinstance(hook, SessionRunHook):
-            raise TypeError(f"{what} must be a SessionRunHook, given: {hook!r}" + _tf_hook_hint(hook))
+            hook = _adapt(hook) or hook
+        if not isinstance(hook, SessionRunHook):
+            raise TypeError(f"{what} must be a SessionRunHook, given: {hook!r}")
+        result.append(hook)
     return result
 
 
-def _tf_hook_hint(hook: Any) -> str:
-    module = type(hook).__module__ or ""
-    if module.startswith("tensorflow"):
-        return (
-            f". {type(hook).__name__} is a tf.compat.v1 Session hook, which needs a Session; "
-            f"use bridge.{type(hook).__name__} (or subclass bridge.SessionRunHook) instead."
-        )
-    return ""
+def check_listeners(listeners: Any) -> list[CheckpointSaverListener]:
+    """Returns ``listeners`` as bridge CheckpointSaverListeners (foreign ones adapted), else raises TypeError."""
+    result = []
+    for listener in list(listeners or []):
+        if not isinstance(listener, CheckpointSaverListener):
+            listener = _adapt(listener) or listener
+        if not isinstance(listener, CheckpointSaverListener):
+            raise TypeError(f"saving_listeners must be a list of CheckpointSaverListener, given: {listener!r}")
+        result.append(listener)
+    return result
 
 
 __all__ = [
@@ -443,4 +505,6 @@ __all__ = [
     "StepCounterHook",
     "StopAtStepHook",
     "check_hooks",
+    "check_listeners",
+    "register_adapter",
 ]

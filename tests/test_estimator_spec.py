@@ -314,9 +314,11 @@ def test_hooks_must_be_session_run_hooks(field):
         _train_spec(**{field: [SessionRunHook(), object()]})
 
 
-def test_tf_v1_hooks_are_rejected():
-    with pytest.raises(TypeError, match="All hooks must be SessionRunHook instances"):
-        _train_spec(training_hooks=[tf.compat.v1.train.StopAtStepHook(num_steps=1)])
+def test_tf_v1_hooks_are_adapted():
+    spec = _train_spec(training_hooks=[tf.compat.v1.train.StopAtStepHook(num_steps=1)])
+    from bridge.hooks import StopAtStepHook
+
+    assert isinstance(spec.training_hooks[0], StopAtStepHook)
 
 
 def test_single_hook_not_in_a_list_is_rejected():

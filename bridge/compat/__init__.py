@@ -12,7 +12,10 @@ from __future__ import annotations
 import importlib
 
 # Each module registers its model_fn scope (bridge._model_fn_scopes.register) when imported.
-_SCOPED_MODULES: tuple[str, ...] = ("layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api")
+# hooks registers its adapter for tf.compat.v1.train hooks (bridge.hooks.register_adapter).
+_SCOPED_MODULES: tuple[str, ...] = (
+    "layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api", "hooks"
+)
 
 for _name in _SCOPED_MODULES:
     importlib.import_module(f"bridge.compat.{_name}")
