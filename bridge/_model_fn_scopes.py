@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 from typing import Any, Callable, ContextManager, Iterator
 
-# Extensions shipped with bridge, imported (and so registered) before the first model_fn trace.
-_BUILT_IN_EXTENSIONS = ("bridge.compat",)
-_factories: list[Callable[["ModelFnCall"], ContextManager[Any]]] = []
-_loaded = False
+from bridge._extensions import Registry
+
+# bridge.compat is imported (and so registered) before the first model_fn trace.
+_factories: Registry[Callable[["ModelFnCall"], ContextManager[Any]]] = Registry(("bridge.compat",))
 
 
 @dataclasses.dataclass
@@ -36,23 +35,13 @@ class ModelFnCall:
 
 def register(factory: Callable[[ModelFnCall], ContextManager[Any]]) -> None:
     """Adds ``factory``; its context manager is entered around every model_fn call (once)."""
-    if factory not in _factories:
-        _factories.append(factory)
-
-
-def _load_built_in() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in _BUILT_IN_EXTENSIONS:
-            importlib.import_module(name)
+    _factories.register(factory)
 
 
 @contextlib.contextmanager
 def model_fn_scopes(call: ModelFnCall) -> Iterator[ModelFnCall]:
     """Enters every registered extension's scope, in registration order, around model_fn."""
-    _load_built_in()
     with contextlib.ExitStack() as stack:
-        for factory in list(_factories):
+        for factory in _factories.items():
             stack.enter_context(factory(call))
         yield call

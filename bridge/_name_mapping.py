@@ -13,16 +13,15 @@ what a mapper does.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
-# Extensions shipped with bridge, imported (and so registered) before the first mapping.
-_BUILT_IN_EXTENSIONS = ("bridge.checkpoints",)
-_mappers: list[Callable[["MappingRequest"], Mapping[str, np.ndarray]]] = []
-_loaded = False
+from bridge._extensions import Registry
+
+# bridge.checkpoints is imported (and so registered) before the first mapping.
+_mappers: Registry[Callable[["MappingRequest"], Mapping[str, np.ndarray]]] = Registry(("bridge.checkpoints",))
 
 
 @dataclasses.dataclass
@@ -44,23 +43,13 @@ class MappingRequest:
 
 def register(mapper: Callable[[MappingRequest], Mapping[str, np.ndarray]]) -> None:
     """Adds ``mapper(request) -> {key: value}`` for keys in ``request.missing`` it can derive."""
-    if mapper not in _mappers:
-        _mappers.append(mapper)
-
-
-def _load_built_in() -> None:
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        for name in _BUILT_IN_EXTENSIONS:
-            importlib.import_module(name)
+    _mappers.register(mapper)
 
 
 def mapped_values(request: MappingRequest) -> dict[str, np.ndarray]:
     """Values for the missing keys the mappers can derive (each key from the first that does)."""
-    _load_built_in()
     values: dict[str, np.ndarray] = {}
-    for mapper in list(_mappers):
+    for mapper in _mappers.items():
         remaining = {k: v for k, v in request.missing.items() if k not in values}
         if not remaining:
             break

@@ -81,12 +81,14 @@ def model_fn(features, labels, mode, params):
         return bridge.EstimatorSpec(
             mode, loss=loss, eval_metric_ops={"accuracy": tf.compat.v1.metrics.accuracy(labels, class_ids)}
         )
-    optimizer = params["optimizer"]()
+    return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op(loss, params["optimizer"]()))
+
+
+def train_op(loss: tf.Tensor, optimizer: Any) -> Any:
+    """A v1 optimizer's own minimize (as in 2.15), or bridge.minimize for a Keras 3 optimizer."""
     if isinstance(optimizer, tf.compat.v1.train.Optimizer):
-        train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
-    else:
-        train_op = bridge.minimize(loss, optimizer)
-    return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+        return optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+    return bridge.minimize(loss, optimizer)
 
 
 def estimator(model_dir: str, optimizer: Callable[[], Any], names=("dense", "dense_1"), **kwargs) -> bridge.Estimator:

@@ -32,12 +32,7 @@ def v1_layers_model_fn(features, labels, mode, params):
     if mode == bridge.ModeKeys.PREDICT:
         return bridge.EstimatorSpec(mode, predictions={"probabilities": tf.nn.softmax(logits)})
     loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
-    optimizer = params["optimizer"]()
-    if isinstance(optimizer, tf.compat.v1.train.Optimizer):
-        train_op = optimizer.minimize(loss, global_step=tf.compat.v1.train.get_global_step())
-    else:
-        train_op = bridge.minimize(loss, optimizer)
-    return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+    return bridge.EstimatorSpec(mode, loss=loss, train_op=legacy.train_op(loss, params["optimizer"]()))
 
 
 @pytest.mark.parametrize("family", ["v1", "keras"])
