@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+import re
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
@@ -37,6 +38,12 @@ from bridge._name_mapping import MappingRequest
 from bridge.checkpoints._v1_slots import V1_CLASSES, SlotLayout, find_slots
 
 NO_SLOTS = "none"  # the layout of a variable that carries no optimizer slots (GradientDescent)
+_KERAS_ITERATIONS = re.compile(r"^(?P<prefix>[a-z][a-z0-9_]*)/iteration$")
+
+
+def keras_optimizer_prefixes(keys: Iterable[str]) -> list[str]:
+    """The key prefixes of the Keras 3 optimizers whose state a checkpoint holds ("adam" for adam/iteration)."""
+    return sorted({m["prefix"] for m in map(_KERAS_ITERATIONS.match, keys) if m})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +143,15 @@ def keras_state_from_v1(request: MappingRequest) -> dict[str, np.ndarray]:
     layout = find_slots(request.shapes)
     values: dict[str, np.ndarray] = {}
     problems = _Problems()
+    own = {key_of.get(id(_as_tf_variable(o.iterations)), "").rpartition("/")[0] for o in optimizers}
+    foreign = [p for p in keras_optimizer_prefixes(request.shapes) if p not in own]
+    if foreign:
+        problems.add(
+            f"the checkpoint holds the state of another Keras 3 optimizer (variables under {foreign}), which "
+            f"{', '.join(f'keras.optimizers.{type(o).__name__}' for o in optimizers)} would drop: bridge carries "
+            "state from tf.compat.v1.train optimizers, not between Keras optimizers. Resume with the optimizer "
+            "that wrote it."
+        )
     for optimizer in optimizers:
         values.update(_one_optimizer(optimizer, request, key_of, layout, problems))
     problems.raise_if_any(request)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import shutil
 import tempfile
 from typing import Any
@@ -26,7 +25,7 @@ import tensorflow as tf
 
 from bridge import _checkpoints, _name_mapping
 from bridge._variables import GLOBAL_STEP_KEY, _fresh_keras_names
-from bridge.checkpoints._keras_state import NO_SLOTS
+from bridge.checkpoints._keras_state import NO_SLOTS, keras_optimizer_prefixes
 from bridge.checkpoints._v1_slots import V1_CLASSES, find_slots, non_slot_keys
 
 KERAS_OPTIMIZERS = {
@@ -47,7 +46,6 @@ KERAS_FOR_V1 = {
     "Ftrl": "keras-ftrl",
     NO_SLOTS: "keras-sgd",
 }
-_KERAS_STATE = re.compile(r"^(?P<optimizer>[a-z][a-z0-9_]*)/(?P<name>iteration|learning_rate)$")
 
 
 class ModelDirError(ValueError):
@@ -133,7 +131,7 @@ def inspect_model_dir(path: str) -> ModelDirReport:
     dtypes = reader.get_variable_to_dtype_map()
     layout = find_slots(shapes)
     beta_powers = non_slot_keys(layout, shapes)
-    keras_prefixes = sorted({m["optimizer"] for m in map(_KERAS_STATE.match, shapes) if m})
+    keras_prefixes = keras_optimizer_prefixes(shapes)
     slot_of = {
         key: (primary, layout.layouts[primary], slot)
         for primary, slots in layout.slots.items() for slot, key in slots.items()

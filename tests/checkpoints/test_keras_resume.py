@@ -158,3 +158,13 @@ def test_keras_optimizer_applied_without_bridge_minimize_gets_a_pointer(tmp_path
     est = bridge.Estimator(model_fn, model_dir=legacy.copy_model_dir("adam", tmp_path), params={})
     with pytest.raises(ValueError, match=r"bridge.minimize\(loss, optimizer\)"):
         est.train(legacy.one_step_batch(), steps=1)
+
+
+def test_state_of_another_keras_optimizer_is_not_dropped_silently(tmp_path):
+    model_dir = legacy.copy_model_dir("adam", tmp_path)
+    legacy.estimator(model_dir, SAME_UPDATE["adam"][0]).train(legacy.one_step_batch(), steps=1)  # now Keras Adam state
+    with pytest.raises(ValueError, match=r"another Keras 3 optimizer \(variables under \['adam'\]\)"):
+        legacy.estimator(model_dir, lambda: keras.optimizers.SGD(0.1)).train(legacy.one_step_batch(), steps=1)
+    # The same Keras optimizer resumes its own state as written, no mapping involved.
+    legacy.estimator(model_dir, SAME_UPDATE["adam"][0]).train(legacy.one_step_batch(), steps=1)
+    assert legacy.variables(model_dir)["adam/iteration"] == 22
