@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY_NAMES = {
+    "install_as_tf_estimator": "bridge.compat.namespace",
     "Estimator": "bridge.estimator",
     "EstimatorSpec": "bridge.estimator_spec",
     "ModeKeys": "bridge.mode_keys",

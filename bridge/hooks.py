@@ -213,6 +213,14 @@ def _as_graph_element(obj: Any) -> Any:
     try:
         return graph.as_graph_element(name)
     except (KeyError, ValueError) as error:
+        # A variable's name ("global_step:0", "dense/kernel:0") named its value in a TF1 graph;
+        # bridge's variables live outside the traced graph, in the call's store.
+        from bridge._variables import active_store
+
+        store = active_store()
+        variable = store.variables.get(name.rsplit(":", 1)[0]) if store is not None else None
+        if variable is not None and name.endswith(":0"):
+            return variable
         raise ValueError(f"Passed {obj!r} should be the name of a tensor in model_fn's graph: {error}") from None
 
 
