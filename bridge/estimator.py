@@ -483,7 +483,7 @@ class Estimator:
             outputs, context = run.outputs, run.context
             loss, new_step = outputs["loss"], int(outputs["global_step"])
             if not outputs.get(WEIGHTS_FINITE, True):
-                raise _non_finite_weights_error(store, new_step)
+                _raise_if_weights_not_finite(store, new_step)
             if new_step == global_step and not warned_static:
                 logger.warning(
                     "The global step did not move. Training stops only by input exhaustion or a hook: "
@@ -874,14 +874,20 @@ def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
         yield {key: value[i] for key, value in batch.items()}
 
 
-def _non_finite_weights_error(store: VariableStore, step: int) -> NanLossDuringTrainingError:
-    """The error for weights that became NaN/inf while the loss stayed finite, naming them."""
+def _raise_if_weights_not_finite(store: VariableStore, step: int) -> None:
+    """Raises NanLossDuringTrainingError naming the variables that hold NaN/inf, if any do.
+
+    Runs only when the traced step's fused check said so (its sum can also overflow for
+    huge but finite weights; then nothing is raised and training goes on).
+    """
     bad = [
         key for key, variable in store.saveable.items()
         if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all()
     ]
+    if not bad:
+        return
     logger.error("Model diverged: variables hold NaN or inf after global step %d: %s", step, bad)
-    return NanLossDuringTrainingError(
+    raise NanLossDuringTrainingError(
         f"Variables hold NaN or inf values after global step {step}: {bad}. No checkpoint of them was "
         "written. Look for NaN/inf in the input or a too-large learning rate; "
         "RunConfig(check_finite_weights=False) turns this check off."

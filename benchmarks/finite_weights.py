@@ -1,0 +1,69 @@
+"""Cost of RunConfig(check_finite_weights=True): the all-finite reduction over the weights per step.
+
+Same MLP, data and steady-state method as benchmarks/train_loop.py (784-256-256-10, Adam,
+(S_long - S_short) / (t_long - t_short)), with the check on and off, alternating. Reports the
+process CPU time per step (all threads) as well as wall time: on a shared machine the CPU
+time is the steadier figure.
+
+    .venv/bin/python benchmarks/finite_weights.py [--batch 32 128] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import bridge  # noqa: E402
+from benchmarks.train_loop import ROWS, make_dataset, model_fn  # noqa: E402
+
+
+def steps_per_second(x, y, batch, check, grouped, short=32, long=640):
+    config = bridge.RunConfig(
+        max_steps_per_call=32 if grouped else 1, save_checkpoints_steps=None, save_checkpoints_secs=None,
+        log_step_count_steps=None, save_summary_steps=0, progress_bar=False, check_finite_weights=check,
+    )
+    estimator = bridge.Estimator(model_fn, model_dir=tempfile.mkdtemp(), config=config)
+    input_fn = lambda: make_dataset(x, y, batch)  # noqa: E731
+    estimator.train(input_fn, steps=short)  # warm-up
+    wall, cpu = [], []
+    for steps in (short, long):
+        start, start_cpu = time.perf_counter(), time.process_time()
+        estimator.train(input_fn, steps=steps)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return (long - short) / (wall[1] - wall[0]), 1e3 * (cpu[1] - cpu[0]) / (long - short)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    x = rng.random((ROWS, 784), dtype=np.float32)
+    y = rng.integers(0, 10, ROWS).astype(np.int32)
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, rounds={args.rounds}")
+    print("| batch | grouped | steps/s on | steps/s off | CPU ms/step on | CPU ms/step off | CPU on/off |")
+    print("| ---: | :---: | ---: | ---: | ---: | ---: | ---: |")
+    for batch in args.batch:
+        for grouped in (False, True):
+            on, off = [], []
+            for _ in range(args.rounds):
+                on.append(steps_per_second(x, y, batch, True, grouped))
+                off.append(steps_per_second(x, y, batch, False, grouped))
+            rate_on, cpu_on = (statistics.median(v) for v in zip(*on))
+            rate_off, cpu_off = (statistics.median(v) for v in zip(*off))
+            print(f"| {batch} | {'yes' if grouped else 'no'} | {rate_on:.0f} | {rate_off:.0f} | {cpu_on:.2f} | "
+                  f"{cpu_off:.2f} | {cpu_on / cpu_off:.3f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
