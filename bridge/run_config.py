@@ -560,7 +560,7 @@ class RunConfig:
           progress_bar: None shows a progress bar when stderr is a terminal;
             True/False force it on/off.
           check_finite_weights: after every training step, one fused all-finite
-            reduction over the model's float variables (weights and optimizer state);
+            reduction over the model's trainable float variables;
             training stops with `NanLossDuringTrainingError` naming the variables on the
             step they become NaN/inf, even while the loss is still finite. False skips it.
 
