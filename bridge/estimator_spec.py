@@ -7,7 +7,8 @@ surface as a clear error at the model_fn's return rather than deep in the runtim
 
 Differences from tf.estimator, all forced by TF2 / Keras 3:
 
-* ``scaffold`` must be ``None``: there is no Session to scaffold.
+* ``scaffold``: a ``tf.compat.v1.train.Scaffold`` whose ``init_fn`` runs without a Session
+  (see ``bridge.compat.scaffold`` for what it supports).
 * a Keras 3 ``Metric`` in ``eval_metric_ops`` is kept as the object (Keras 3
   metrics record no update ops); the runtime reads its ``result()``.
 * objects marked ``__bridge_metric_op__`` (C++ host metrics) are accepted as
@@ -82,7 +83,7 @@ class EstimatorSpec(collections.namedtuple("EstimatorSpec", _FIELDS)):
         export_outputs: Optional[Mapping[str, ExportOutput]] = None,
         training_chief_hooks: Optional[Iterable[Any]] = None,
         training_hooks: Optional[Iterable[Any]] = None,
-        scaffold: None = None,
+        scaffold: Any = None,
         evaluation_hooks: Optional[Iterable[Any]] = None,
         prediction_hooks: Optional[Iterable[Any]] = None,
     ) -> "EstimatorSpec":
@@ -320,13 +321,8 @@ def _validate_hooks(hooks: Any, field: str) -> tuple:
     return tuple(adapted)
 
 
-def _validate_scaffold(scaffold: Any) -> None:
-    """Only None: TF2 has no Session, so a Scaffold has nothing to initialise."""
-    if scaffold is not None:
-        raise TypeError(
-            "scaffold is not supported on TF2 (EstimatorSpec.scaffold must be None): "
-            "there is no Session to scaffold. Variables are initialised by the "
-            "model_fn that creates them and restored from the checkpoint or from "
-            f"Estimator(warm_start_from=...). Given: {scaffold!r}"
-        )
-    return None
+def _validate_scaffold(scaffold: Any) -> Any:
+    """None, or a ``tf.compat.v1.train.Scaffold`` (its init_fn runs session-free: bridge.compat.scaffold)."""
+    if scaffold is not None and not isinstance(scaffold, tf.compat.v1.train.Scaffold):
+        raise TypeError(f"scaffold must be tf.compat.v1.train.Scaffold. Given: {scaffold!r}")
+    return scaffold

@@ -333,9 +333,11 @@ def test_scaffold_none_is_accepted():
     assert _train_spec().scaffold is None
 
 
-def test_scaffold_is_not_supported():
-    with pytest.raises(TypeError, match="not supported on TF2.*warm_start_from"):
-        _train_spec(scaffold=tf.compat.v1.train.Scaffold())
+def test_scaffold_is_kept_and_anything_else_refused():
+    scaffold = tf.compat.v1.train.Scaffold()
+    assert _train_spec(scaffold=scaffold).scaffold is scaffold  # run by bridge.compat.scaffold
+    with pytest.raises(TypeError, match="scaffold must be tf.compat.v1.train.Scaffold"):
+        _train_spec(scaffold=object())
 
 
 # --- default-graph check -------------------------------------------------------

@@ -14,7 +14,8 @@ import importlib
 # Each module registers its model_fn scope (bridge._model_fn_scopes.register) when imported.
 # hooks registers its adapter for tf.compat.v1.train hooks (bridge.hooks.register_adapter).
 _SCOPED_MODULES: tuple[str, ...] = (
-    "layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api", "hooks"
+    "layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api", "hooks",
+    "scaffold",
 )
 
 for _name in _SCOPED_MODULES:
