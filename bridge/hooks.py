@@ -465,9 +465,9 @@ def register_adapter(adapter: Callable[[Any], Any]) -> None:
 
 
 def _adapt(obj: Any) -> Any:
-    from bridge._model_fn_scopes import _load_built_in
+    from bridge._model_fn_scopes import _factories
 
-    _load_built_in()
+    _factories.items()  # imports bridge's built-in extensions (bridge.compat registers the adapters)
     for adapter in _adapters:
         adapted = adapter(obj)
         if adapted is not None:
