@@ -116,6 +116,23 @@ def active_store() -> "VariableStore | None":
     return getattr(_ACTIVE, "store", None)
 
 
+def _is_metric_state(variable: tf.Variable, kwargs: dict[str, Any]) -> bool:
+    """Whether a variable is metric state: fresh for every call and never saved.
+
+    That is what ``tf.compat.v1.metrics`` put into the local/metric collections, and the
+    ``ON_READ`` variables that Keras (3 and tf_keras) metric objects sum across replicas. An
+    ``ON_READ`` variable averaged across replicas is model state (tf_keras'
+    ``BatchNormalization`` keeps its moving statistics so) and is saved like any other.
+    """
+    collections = set(kwargs.get("collections") or ())
+    if collections & {tf.compat.v1.GraphKeys.LOCAL_VARIABLES, tf.compat.v1.GraphKeys.METRIC_VARIABLES}:
+        return True
+    return (
+        variable.synchronization == tf.VariableSynchronization.ON_READ
+        and variable.aggregation != tf.VariableAggregation.MEAN
+    )
+
+
 class VariableStore:
     """Owns the variables one model_fn trace creates, keyed for checkpoints."""
 
@@ -223,7 +240,7 @@ class VariableStore:
             finally:
                 self._thread.inside = False
         self._by_key[key] = variable
-        if variable.synchronization == tf.VariableSynchronization.ON_READ:
+        if _is_metric_state(variable, kwargs):
             self._local_keys.add(key)
         self._add_to_collections(variable)
         return variable

@@ -269,6 +269,13 @@ def _validate_export_outputs(export_outputs: Any, predictions: Predictions) -> d
     return export_outputs
 
 
+def _is_metric_object(value: Any) -> bool:
+    """A Keras 3 metric, or one of another Keras (tf_keras under TF_USE_LEGACY_KERAS=1)."""
+    if isinstance(value, keras.metrics.Metric):
+        return True
+    return not isinstance(value, tuple) and callable(getattr(value, "result", None)) and callable(getattr(value, "update_state", None))
+
+
 def _is_host_metric_op(value: Any) -> bool:
     return bool(getattr(value, "__bridge_metric_op__", False))
 
@@ -282,7 +289,7 @@ def _validate_eval_metric_ops(eval_metric_ops: Any, graph: Optional[tf.Graph]) -
     for key, value in eval_metric_ops.items():
         if not isinstance(key, str):
             raise TypeError(f"eval_metric_ops keys must be str, given: {key!r}")
-        if isinstance(value, keras.metrics.Metric) or _is_host_metric_op(value):
+        if _is_metric_object(value) or _is_host_metric_op(value):
             continue
         if not isinstance(value, tuple) or len(value) != 2:
             raise TypeError(
