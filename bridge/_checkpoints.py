@@ -155,7 +155,15 @@ def find_checkpoint(model_dir: str | None) -> str | None:
             break
         skipped.append(f"{prefix}: {problem}")
     if chosen is None:
-        if not candidates and not os.path.exists(os.path.join(model_dir, STATE_FILE)):
+        has_state_file = os.path.exists(os.path.join(model_dir, STATE_FILE))
+        if not has_state_file and not any(os.path.exists(p + ".index") for p in candidates):
+            # Data files without an index and no state file: a first save that was interrupted
+            # (or is still being written by a trainer right now). No checkpoint was completed.
+            if candidates:
+                logger.warning(
+                    "model_dir %s holds unfinished checkpoint data (%s) but no completed checkpoint; "
+                    "treating it as holding none.", model_dir, ", ".join(candidates),
+                )
             return None
         raise CheckpointRecoveryError(
             f"model_dir {model_dir} holds checkpoint files, but none of them can be restored: "

@@ -143,6 +143,16 @@ def test_no_intact_checkpoint_refuses_to_start_over(model_dir):
         _estimator(model_dir).evaluate(make_input_fn(), steps=1)
 
 
+def test_interrupted_first_save_is_not_a_trained_checkpoint(model_dir):
+    # A first save killed between its data file and its index: nothing was ever completed.
+    os.makedirs(model_dir)
+    open(os.path.join(model_dir, "model.ckpt-0.data-00000-of-00001"), "wb").write(b"partial")
+    assert _checkpoints.find_checkpoint(model_dir) is None
+    est = _estimator(model_dir)
+    est.train(INPUT, steps=2)
+    assert int(est.get_variable_value("global_step")) == 2
+
+
 def test_no_intact_checkpoint_with_explicit_warm_start_trains(tmp_path, model_dir):
     source = _trained(str(tmp_path / "source"), steps=2)
     _trained(model_dir, steps=1, keep=1)
