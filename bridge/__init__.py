@@ -57,7 +57,7 @@ _LAZY_NAMES = {
         "LinearEstimator", "DNNLinearCombinedClassifier", "DNNLinearCombinedRegressor",
         "DNNLinearCombinedEstimator", "BaselineClassifier", "BaselineRegressor", "BaselineEstimator",
         "Head", "BinaryClassHead", "MultiClassHead", "RegressionHead", "PoissonRegressionHead",
-        "LogisticRegressionHead")},
+        "LogisticRegressionHead", "MultiLabelHead", "MultiHead")},
 }
 _LAZY_MODULES = {"metrics", "hooks", "export_output", "export", "inputs", "experimental"}
 
@@ -96,6 +96,8 @@ if TYPE_CHECKING:  # static tools see the real names
         LinearRegressor,
         LogisticRegressionHead,
         MultiClassHead,
+        MultiHead,
+        MultiLabelHead,
         PoissonRegressionHead,
         RegressionHead,
     )

@@ -12,6 +12,8 @@ from bridge.canned.heads import (
     Head,
     LogisticRegressionHead,
     MultiClassHead,
+    MultiHead,
+    MultiLabelHead,
     PoissonRegressionHead,
     RegressionHead,
 )
@@ -34,6 +36,8 @@ __all__ = [
     "LinearRegressor",
     "LogisticRegressionHead",
     "MultiClassHead",
+    "MultiHead",
+    "MultiLabelHead",
     "PoissonRegressionHead",
     "RegressionHead",
 ]

@@ -20,10 +20,14 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
+import weakref
 from typing import Any, Callable, Iterator, Sequence
 
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
+
+from bridge import _name_mapping, _variables
 
 _RESOURCE_VARIABLE_ARGS = set(inspect.signature(resource_variable_ops.ResourceVariable.__init__).parameters) - {"self"}
 
@@ -149,6 +153,29 @@ class _LegacyState:
         return lr / (1.0 + self.decay * tf.cast(self.iterations, tf.float32))
 
 
+# The own variables (``iterations``, ``learning_rate``) of Keras optimizers whose update runs in
+# 2.15's state form: unused, yet saved when model_fn created the optimizer, and absent from a
+# 2.15 model_dir. Restoring keeps their values (they outlive the optimizer object in the trace).
+_UNUSED_BOOKKEEPING: "weakref.WeakValueDictionary[int, Any]" = weakref.WeakValueDictionary()
+
+
+def _unused_bookkeeping(request: _name_mapping.MappingRequest) -> dict[str, np.ndarray]:
+    """Name-mapping seam: values for those bookkeeping variables that a checkpoint lacks."""
+    return {key: np.asarray(variable.numpy()) for key, variable in request.missing.items()
+            if _UNUSED_BOOKKEEPING.get(id(variable)) is variable}
+
+
+_name_mapping.register(_unused_bookkeeping)
+
+
+def note_optimizer(optimizer: Any) -> None:
+    """Records an optimizer that trains (or, outside TRAIN, would train) in 2.15's state form."""
+    if _keeps_legacy_state(optimizer):
+        for variable in optimizer.variables:
+            inner = getattr(variable, "value", variable)
+            _UNUSED_BOOKKEEPING[id(inner)] = inner
+
+
 def _dedup(grad: tf.IndexedSlices) -> tuple[tf.Tensor, tf.Tensor]:
     """Sums the rows of repeated indices (the sparse kernels expect unique indices)."""
     unique, positions = tf.unique(grad.indices)
@@ -268,9 +295,11 @@ def apply(
     if not pairs:
         raise ValueError(f"No gradients provided for any variable: {[v.name for v in var_list]}.")
     if not _keeps_legacy_state(optimizer):
+        _variables.add_state_owner(optimizer)  # its state may map from another optimizer family's checkpoint
         optimizer.apply_gradients(pairs)
         updates = [tf.no_op()]
     else:
+        note_optimizer(optimizer)
         state = _LegacyState(optimizer, own_iterations, global_step)
         lr = state.learning_rate()
         updates = [_UPDATES[state.kind](state, g, v, lr) for g, v in pairs]

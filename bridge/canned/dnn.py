@@ -61,26 +61,58 @@ def validate_hidden_units(hidden_units: Any) -> tuple[int, ...]:
     return units
 
 
+def _network(features: Any, feature_columns: tuple, hidden_units: Sequence[int], units: int,
+             activation_fn: Callable | None, dropout: float | None, batch_norm: bool,
+             mode: str) -> tuple[tf.Tensor, list]:
+    """input_from_feature_columns -> hiddenlayer_<i> ... -> logits, in the caller's variable scope."""
+    _feature_columns.validate_features(features)
+    training = mode == ModeKeys.TRAIN
+    update_ops: list = []
+    net = _feature_columns.dense_input(features, feature_columns)
+    for i, width in enumerate(hidden_units):
+        with tf.compat.v1.variable_scope(f"hiddenlayer_{i}"):
+            net = _dense(net, width, activation_fn)
+            if dropout is not None and training:
+                net = tf.nn.dropout(net, rate=dropout)
+            if batch_norm:
+                net, updates = _batch_norm(net, f"batchnorm_{i}", training)
+                update_ops += updates
+    with tf.compat.v1.variable_scope("logits"):
+        logits = _dense(net, units, None)
+    return logits, update_ops
+
+
 def dnn_logits(features: Any, feature_columns: tuple, hidden_units: Sequence[int], units: int,
                activation_fn: Callable | None, dropout: float | None, batch_norm: bool,
                mode: str) -> tuple[tf.Tensor, list]:
     """Logits of the network under ``dnn/``, and the batch-norm update ops of a training step."""
-    _feature_columns.validate_features(features)
-    training = mode == ModeKeys.TRAIN
-    update_ops: list = []
     with tf.compat.v1.variable_scope("dnn"):
-        net = _feature_columns.dense_input(features, feature_columns)
-        for i, width in enumerate(hidden_units):
-            with tf.compat.v1.variable_scope(f"hiddenlayer_{i}"):
-                net = _dense(net, width, activation_fn)
-                if dropout is not None and training:
-                    net = tf.nn.dropout(net, rate=dropout)
-                if batch_norm:
-                    net, updates = _batch_norm(net, f"batchnorm_{i}", training)
-                    update_ops += updates
-        with tf.compat.v1.variable_scope("logits"):
-            logits = _dense(net, units, None)
-    return logits, update_ops
+        return _network(features, feature_columns, hidden_units, units, activation_fn, dropout, batch_norm, mode)
+
+
+def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_columns: Any,
+                         activation_fn: Callable | None = tf.nn.relu, dropout: float | None = None,
+                         input_layer_partitioner: Any = None, batch_norm: bool = False) -> Callable:
+    """``tf.compat.v1.estimator.experimental.dnn_logit_fn_builder``: the canned DNN as ``logit_fn(features, mode)``.
+
+    The logit_fn creates its variables (``input_from_feature_columns/...``, ``hiddenlayer_<i>/...``,
+    ``logits/...``) in the caller's variable scope; batch-norm moving averages update in TRAIN
+    through the ``UPDATE_OPS`` collection, as v1 layers did. ``input_layer_partitioner`` is
+    accepted and ignored (no partitioned variables on TF2).
+    """
+    del input_layer_partitioner
+    if not isinstance(units, int):
+        raise ValueError(f"units must be an int.  Given type: {type(units)}")
+    columns = _feature_columns.normalize_columns(feature_columns)
+    widths = validate_hidden_units(hidden_units)
+
+    def dnn_logit_fn(features, mode):
+        logits, update_ops = _network(features, columns, widths, units, activation_fn, dropout, batch_norm, mode)
+        for op in update_ops:
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, op)
+        return logits
+
+    return dnn_logit_fn
 
 
 def _dnn_model_fn(head: Head, hidden_units: tuple, feature_columns: tuple, optimizer: Any,

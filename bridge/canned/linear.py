@@ -24,6 +24,20 @@ def linear_logits(features: Any, feature_columns: tuple, units: int, sparse_comb
         return _feature_columns.linear_logits(features, feature_columns, units, sparse_combiner)
 
 
+def linear_logit_fn_builder(units: int, feature_columns: Any, sparse_combiner: str = "sum") -> Callable:
+    """``tf.compat.v1.estimator.experimental.linear_logit_fn_builder``: the canned linear model as
+    ``logit_fn(features)``, its variables ``linear_model/<column>/weights`` in the caller's scope."""
+    if not isinstance(units, int):
+        raise ValueError(f"units must be an int.  Given type: {type(units)}")
+    columns = _feature_columns.normalize_columns(feature_columns)
+
+    def linear_logit_fn(features):
+        _feature_columns.validate_features(features)
+        return _feature_columns.linear_logits(features, columns, units, sparse_combiner)
+
+    return linear_logit_fn
+
+
 def _linear_model_fn(head: Head, feature_columns: tuple, optimizer: Any, sparse_combiner: str) -> Callable:
     def model_fn(features, labels, mode, config):
         logits = linear_logits(features, feature_columns, head.logits_dimension, sparse_combiner)

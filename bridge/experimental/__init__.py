@@ -19,6 +19,8 @@ _LAZY_NAMES = {
     "InMemoryEvaluatorHook": "bridge.experimental._in_memory_evaluator",
     "build_raw_supervised_input_receiver_fn": "bridge.export",
     "call_logit_fn": "bridge.experimental._logit_fn",
+    "dnn_logit_fn_builder": "bridge.canned.dnn",  # tf.compat.v1.estimator.experimental
+    "linear_logit_fn_builder": "bridge.canned.linear",  # tf.compat.v1.estimator.experimental
     # bridge's addition (2.15 had it in its early_stopping module, not in the public API)
     "read_eval_metrics": "bridge._eval_events",
 }

@@ -5,6 +5,8 @@ The canned estimators and users' own model_fns share these classes.
 
 from bridge.canned.heads._base import Head, MetricKeys, PredictionKeys
 from bridge.canned.heads._classification import BinaryClassHead, MultiClassHead
+from bridge.canned.heads._multi_head import MultiHead
+from bridge.canned.heads._multi_label import MultiLabelHead
 from bridge.canned.heads._regression import LogisticRegressionHead, PoissonRegressionHead, RegressionHead
 
 __all__ = [
@@ -13,6 +15,8 @@ __all__ = [
     "LogisticRegressionHead",
     "MetricKeys",
     "MultiClassHead",
+    "MultiHead",
+    "MultiLabelHead",
     "PoissonRegressionHead",
     "PredictionKeys",
     "RegressionHead",

@@ -340,6 +340,10 @@ class Head(abc.ABC):
         and ``train_op_fn`` (``loss -> train_op``) builds the update; ``update_ops`` (e.g. batch
         norm statistics) run with it. An ``optimizer`` step also counts in the global step.
         """
+        if optimizer is not None:
+            from bridge.canned import _optimizers
+
+            _optimizers.note_optimizer(optimizer)
         with tf.name_scope(self.name or "head"):
             predictions = self.predictions(logits)
             if mode == ModeKeys.PREDICT:
