@@ -174,6 +174,7 @@ class Layer:
         trainable: bool = True,
         constraint: Callable | None = None,
         dtype: Any = None,
+        aggregation: tf.VariableAggregation = tf.VariableAggregation.NONE,
     ) -> tf.Variable:
         variable = tf.compat.v1.get_variable(
             name,
@@ -183,6 +184,7 @@ class Layer:
             regularizer=regularizer,
             trainable=trainable and self.trainable,
             constraint=constraint,
+            aggregation=aggregation,
         )
         (self._trainable_weights if trainable else self._non_trainable_weights).append(variable)
         return variable
@@ -512,10 +514,14 @@ class BatchNormalization(Layer):
             self.beta = self.add_weight(
                 "beta", param_shape, self.beta_initializer, self.beta_regularizer, constraint=self.beta_constraint, dtype=param_dtype
             )
-        # Moving statistics are model state (saved in checkpoints), not trainable.
-        self.moving_mean = self.add_weight("moving_mean", param_shape, self.moving_mean_initializer, trainable=False, dtype=param_dtype)
+        # Moving statistics are model state (saved in checkpoints), not trainable; under a
+        # distribution strategy each replica's update is averaged, as TF1's were.
+        mean = tf.VariableAggregation.MEAN
+        self.moving_mean = self.add_weight(
+            "moving_mean", param_shape, self.moving_mean_initializer, trainable=False, dtype=param_dtype, aggregation=mean
+        )
         self.moving_variance = self.add_weight(
-            "moving_variance", param_shape, self.moving_variance_initializer, trainable=False, dtype=param_dtype
+            "moving_variance", param_shape, self.moving_variance_initializer, trainable=False, dtype=param_dtype, aggregation=mean
         )
 
     def _broadcast(self, value: tf.Tensor | None, rank: int) -> tf.Tensor | None:

@@ -82,3 +82,37 @@ def test_layers_exist_only_inside_a_bridge_model_fn():
     _names_in_model_fn(lambda x, i: tf.compat.v1.layers.dense(x, 1))
     with pytest.raises(AttributeError, match="not available with Keras 3"):
         tf.compat.v1.layers.dense  # noqa: B018
+
+
+def test_training_given_as_a_tensor_behaves_as_the_python_bool():
+    """TF1's smart_cond: a tensor ``training`` picks the same branch at run time as the bool would."""
+
+    def model_fn(features, labels, mode):
+        layers = tf.compat.v1.layers
+        x = features["x"]
+        yes = tf.compat.v1.placeholder_with_default(True, [])
+        no = tf.compat.v1.placeholder_with_default(False, [])
+        predictions = {
+            "bn_tensor_true": layers.batch_normalization(x, training=yes, name="bn"),
+            "bn_true": layers.batch_normalization(x, training=True, name="bn", reuse=True),
+            "bn_tensor_false": layers.batch_normalization(x, training=no, name="bn", reuse=True),
+            "bn_false": layers.batch_normalization(x, training=False, name="bn", reuse=True),
+            "dropout_tensor_false": layers.dropout(x, 0.5, training=no),
+            "dropout_tensor_true": layers.dropout(x, 0.5, training=yes),
+            "x": x,
+        }
+        return bridge.EstimatorSpec(mode, predictions=predictions)
+
+    x = np.random.RandomState(0).normal(size=(64, 4)).astype(np.float32)
+    estimator = bridge.Estimator(model_fn, config=_config())
+    rows = list(estimator.predict(lambda: tf.data.Dataset.from_tensors({"x": x})))
+    out = {key: np.stack([row[key] for row in rows]) for key in rows[0]}
+    np.testing.assert_allclose(out["bn_tensor_true"], out["bn_true"], rtol=1e-6)
+    np.testing.assert_allclose(out["bn_tensor_true"].mean(axis=0), 0.0, atol=1e-5)  # batch statistics
+    np.testing.assert_allclose(out["bn_tensor_false"], out["bn_false"], rtol=1e-6)
+    np.testing.assert_allclose(out["bn_false"], out["x"] / np.sqrt(1.0 + 1e-3), rtol=1e-5)  # moving 0 / 1, eps 1e-3
+    np.testing.assert_array_equal(out["dropout_tensor_false"], out["x"])
+    dropped = out["dropout_tensor_true"]
+    kept = dropped != 0
+    assert 0.3 < kept.mean() < 0.7
+    np.testing.assert_allclose(dropped[kept], 2.0 * out["x"][kept], rtol=1e-6)
