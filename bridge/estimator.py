@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
+from bridge._api_names import api_name
 from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
@@ -308,7 +309,7 @@ class Estimator:
         """
         if self._config.task_type in ("evaluator", "ps"):
             raise ValueError(
-                "Train has been called wrong configuration. Please use train_and_evaluate which calls "
+                f"Train has been called wrong configuration. Please use {api_name('train_and_evaluate')} which calls "
                 f"proper API according to given configuration. Current task type is {self._config.task_type}."
             )
         if steps is not None and max_steps is not None:

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import tensorflow as tf
 
+from bridge._api_names import api_name
 from bridge._fn_args import fn_args
 from bridge.hooks import CheckpointSaverListener, SecondOrStepTimer, SessionRunHook
 
@@ -460,7 +461,7 @@ class _EvaluateOnCheckpointListener(CheckpointSaverListener):
 
 def _assert_eval_spec(eval_spec: Any) -> None:
     if not isinstance(eval_spec, EvalSpec):
-        raise TypeError(f"`eval_spec` must have type `bridge.EvalSpec`. Got: {type(eval_spec)}")
+        raise TypeError(f"`eval_spec` must have type `{api_name('EvalSpec')}`. Got: {type(eval_spec)}")
 
 
 def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec) -> tuple[dict | None, list | None]:
@@ -475,9 +476,9 @@ def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpe
     from bridge.estimator import Estimator
 
     if not isinstance(estimator, Estimator):
-        raise TypeError(f"`estimator` must have type `bridge.Estimator`. Got: {type(estimator)}")
+        raise TypeError(f"`estimator` must have type `{api_name('Estimator')}`. Got: {type(estimator)}")
     if not isinstance(train_spec, TrainSpec):
-        raise TypeError(f"`train_spec` must have type `bridge.TrainSpec`. Got: {type(train_spec)}")
+        raise TypeError(f"`train_spec` must have type `{api_name('TrainSpec')}`. Got: {type(train_spec)}")
     config = estimator.config
     if config.task_type == "evaluator" and config.task_id > 0:
         raise ValueError(

@@ -182,3 +182,41 @@ def test_raw_serving_receiver_accepts_a_feature_of_unknown_rank():
         receiver = bridge.export.build_raw_serving_input_receiver_fn(
             {"x": tf.compat.v1.placeholder(tf.float32, shape=None)})()
         assert {k: [str(v.shape), v.dtype.name] for k, v in receiver.receiver_tensors.items()} == facts
+
+
+# -- messages name the API the way the user reached it -------------------------------------------
+_NAMESPACE_SCRIPT = '''
+import json, sys
+import tensorflow as tf
+import bridge
+bridge.install_as_tf_estimator()
+out = {}
+for name, call in {
+    "train_and_evaluate": lambda: tf.estimator.train_and_evaluate(object(), None, tf.estimator.EvalSpec(lambda: None)),
+    "early_stopping": lambda: tf.estimator.experimental.stop_if_no_decrease_hook(object(), "loss", 10),
+}.items():
+    try:
+        call()
+    except Exception as error:
+        out[name] = [type(error).__name__, str(error)]
+print(json.dumps(out))
+'''
+
+
+def test_messages_name_tf_estimator_when_reached_through_the_install_line(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "legacy.py"
+    script.write_text(_NAMESPACE_SCRIPT)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=root)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["train_and_evaluate"] == ["TypeError", out["train_and_evaluate"][1]]
+    assert "`tf.estimator.Estimator`" in out["train_and_evaluate"][1]
+    assert "`tf.estimator.Estimator`" in out["early_stopping"][1]
+    # without the install line (this process), the same messages name bridge's paths
+    with pytest.raises(TypeError, match="`bridge.Estimator`"):
+        bridge.experimental.stop_if_no_decrease_hook(object(), "loss", 10)

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import tensorflow as tf
 
 from bridge import _checkpoints
+from bridge._api_names import api_name
 from bridge._eval_events import EvalMetricsReader
 from bridge.hooks import (
     SecondOrStepTimer,
@@ -59,7 +60,7 @@ def _check_estimator(estimator: Any) -> None:
     from bridge.estimator import Estimator
 
     if not isinstance(estimator, Estimator):
-        raise TypeError(f"`estimator` must have type `bridge.Estimator` (tf.estimator.Estimator). Got: {type(estimator)}")
+        raise TypeError(f"`estimator` must have type `{api_name('Estimator')}`. Got: {type(estimator)}")
 
 
 class _GlobalStepHook(SessionRunHook):
