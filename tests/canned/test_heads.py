@@ -137,3 +137,17 @@ def test_train_op_fn_and_optimizer_are_exclusive(tmp_path):
     fact = RECORDED["cases"]["binary"]
     with pytest.raises(ValueError, match="train_op_fn and optimizer cannot both be set"):
         bridge.Estimator(model_fn, str(tmp_path)).train(input_fn(fact), steps=1)
+
+
+def test_opt_in_exact_auc_matches_scikit_learn(tmp_path):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    fact = RECORDED["cases"]["binary"]
+    head = bridge.BinaryClassHead(weight_column="w", exact_auc=True)
+    result = estimator(head, tmp_path).evaluate(input_fn(fact), steps=1)
+    labels = np.asarray(fact["labels"]).ravel()
+    scores = 1 / (1 + np.exp(-np.asarray(fact["logits"], np.float64).ravel()))
+    weights = WEIGHTS.ravel()
+    np.testing.assert_allclose(result["auc"], roc_auc_score(labels, scores, sample_weight=weights), rtol=1e-6)
+    np.testing.assert_allclose(result["auc_precision_recall"],
+                               average_precision_score(labels, scores, sample_weight=weights), rtol=1e-6)

@@ -271,6 +271,35 @@ def feed_values(metric: Any, values: tf.Tensor, weights: tf.Tensor | None = None
     return HostMetricOp(metric, {"values": values, "weights": weights}, _means, result_fn)
 
 
+def auc_metric(name: str, curve: str = "ROC", exact: bool = False) -> Any:
+    """Keras's AUC with 200 thresholds (what 2.15's heads reported), or the exact area when ``exact``."""
+    from bridge.metrics import AUC
+
+    return AUC(num_thresholds=None if exact else 200, curve=curve, name=name)
+
+
+_THRESHOLD_KEYS = (MetricKeys.ACCURACY_AT_THRESHOLD, MetricKeys.PRECISION_AT_THRESHOLD, MetricKeys.RECALL_AT_THRESHOLD)
+
+
+def threshold_metrics(summary_key: Callable[[str], str], thresholds: Sequence[float]) -> dict[str, Any]:
+    """``accuracy/positive_threshold_<t>`` and the precision and recall keys like it."""
+    from bridge.metrics import BinaryAccuracy, Precision, Recall
+
+    metrics = {}
+    for t in thresholds:
+        accuracy, precision, recall = (pattern % t for pattern in _THRESHOLD_KEYS)
+        metrics[summary_key(accuracy)] = BinaryAccuracy(threshold=t, name=accuracy)
+        metrics[summary_key(precision)] = Precision(thresholds=t, name=precision)
+        metrics[summary_key(recall)] = Recall(thresholds=t, name=recall)
+    return metrics
+
+
+def feed_threshold_metrics(eval_metrics: dict, summary_key: Callable[[str], str], thresholds: Sequence[float],
+                           labels: tf.Tensor, probabilities: tf.Tensor, weights: tf.Tensor | None) -> dict:
+    return {summary_key(pattern % t): feed_pairs(eval_metrics[summary_key(pattern % t)], labels, probabilities, weights)
+            for t in thresholds for pattern in _THRESHOLD_KEYS}
+
+
 # -- the base class -------------------------------------------------------------------------------
 
 

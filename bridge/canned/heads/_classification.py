@@ -128,13 +128,15 @@ class BinaryClassHead(_ClassHead):
       loss_reduction: ``'sum_over_batch_size'`` (default) or ``'sum'``.
       loss_fn: ``loss_fn(labels, logits[, features])`` returning unreduced losses ``[D0, ... DN, 1]``.
       name: suffix of the metric keys and name scope (for ``MultiHead``).
+      exact_auc: bridge's opt-in: ``auc`` and ``auc_precision_recall`` over every distinct score
+        instead of Keras's 200 thresholds (2.15's values, the default).
     """
 
     _n_classes = 2
 
     def __init__(self, weight_column: Any = None, thresholds: Sequence[float] | None = None,
                  label_vocabulary: Sequence[str] | None = None, loss_reduction: str = _base.SUM_OVER_BATCH_SIZE,
-                 loss_fn: Callable | None = None, name: str | None = None) -> None:
+                 loss_fn: Callable | None = None, name: str | None = None, exact_auc: bool = False) -> None:
         thresholds = tuple(thresholds) if thresholds else ()
         for threshold in thresholds:
             if threshold <= 0.0 or threshold >= 1.0:
@@ -143,6 +145,7 @@ class BinaryClassHead(_ClassHead):
         if self._label_vocabulary is not None:
             _base.validate_label_vocabulary(self._label_vocabulary, 2)
         self._thresholds = thresholds
+        self._exact_auc = exact_auc
 
     @property
     def logits_dimension(self) -> int:
@@ -182,7 +185,7 @@ class BinaryClassHead(_ClassHead):
         }
 
     def metrics(self, regularization_losses=None):
-        from bridge.metrics import AUC, Accuracy, BinaryAccuracy, Mean, Precision, Recall
+        from bridge.metrics import Accuracy, Mean, Precision, Recall
 
         key = self._summary_key
         metrics = {
@@ -193,14 +196,11 @@ class BinaryClassHead(_ClassHead):
             key(K.PREDICTION_MEAN): Mean(name=K.PREDICTION_MEAN),
             key(K.LABEL_MEAN): Mean(name=K.LABEL_MEAN),
             key(K.ACCURACY_BASELINE): Mean(name=K.ACCURACY_BASELINE),
-            key(K.AUC): AUC(name=K.AUC),
-            key(K.AUC_PR): AUC(curve="PR", name=K.AUC_PR),
+            key(K.AUC): _base.auc_metric(K.AUC, exact=self._exact_auc),
+            key(K.AUC_PR): _base.auc_metric(K.AUC_PR, "PR", exact=self._exact_auc),
         }
         self._regularization_metric(metrics, regularization_losses)
-        for t in self._thresholds:
-            metrics[key(K.ACCURACY_AT_THRESHOLD % t)] = BinaryAccuracy(threshold=t, name=K.ACCURACY_AT_THRESHOLD % t)
-            metrics[key(K.PRECISION_AT_THRESHOLD % t)] = Precision(thresholds=t, name=K.PRECISION_AT_THRESHOLD % t)
-            metrics[key(K.RECALL_AT_THRESHOLD % t)] = Recall(thresholds=t, name=K.RECALL_AT_THRESHOLD % t)
+        metrics.update(_base.threshold_metrics(key, self._thresholds))
         return metrics
 
     def update_metrics(self, eval_metrics, features, logits, labels, regularization_losses=None):
@@ -224,9 +224,7 @@ class BinaryClassHead(_ClassHead):
             key(K.AUC_PR): _base.feed_pairs(m[key(K.AUC_PR)], label_ids, logistic, weights),
         }
         self._feed_regularization(ops, m, regularization_losses)
-        for t in self._thresholds:
-            for pattern in (K.ACCURACY_AT_THRESHOLD, K.PRECISION_AT_THRESHOLD, K.RECALL_AT_THRESHOLD):
-                ops[key(pattern % t)] = _base.feed_pairs(m[key(pattern % t)], label_ids, logistic, weights)
+        ops.update(_base.feed_threshold_metrics(m, key, self._thresholds, label_ids, logistic, weights))
         return ops
 
 

@@ -29,12 +29,13 @@ class MultiLabelHead(_base.Head):
       classes_for_class_based_metrics: class ids (or strings of ``label_vocabulary``) that get
         ``probability_mean``, ``auc`` and ``auc_precision_recall`` of their own.
       name: suffix of the metric keys and name scope.
+      exact_auc: bridge's opt-in: every AUC over every distinct score instead of 200 thresholds.
     """
 
     def __init__(self, n_classes: int, weight_column: Any = None, thresholds: Sequence[float] | None = None,
                  label_vocabulary: Sequence[str] | None = None, loss_reduction: str = _base.SUM_OVER_BATCH_SIZE,
                  loss_fn: Callable | None = None, classes_for_class_based_metrics: Sequence[Any] | None = None,
-                 name: str | None = None) -> None:
+                 name: str | None = None, exact_auc: bool = False) -> None:
         if n_classes is None or n_classes < 2:
             raise ValueError(f"n_classes must be > 1 for multi-label classification. Given: {n_classes}")
         thresholds = tuple(thresholds) if thresholds else ()
@@ -58,6 +59,7 @@ class MultiLabelHead(_base.Head):
         self._loss_reduction = loss_reduction
         self._loss_fn = loss_fn
         self._name = name
+        self._exact_auc = exact_auc
 
     @staticmethod
     def _class_metrics(classes: Any, vocabulary: Any, n_classes: int) -> list[tuple[int, str]]:
@@ -155,24 +157,22 @@ class MultiLabelHead(_base.Head):
         }
 
     def metrics(self, regularization_losses=None):
-        from bridge.metrics import AUC, BinaryAccuracy, Mean, Precision, Recall
+        from bridge.metrics import Mean
 
-        key = self._summary_key
+        key, exact = self._summary_key, self._exact_auc
         metrics = {
             key(K.LOSS_MEAN): Mean(name=K.LOSS_MEAN),
-            key(K.AUC): AUC(name=K.AUC),
-            key(K.AUC_PR): AUC(curve="PR", name=K.AUC_PR),
+            key(K.AUC): _base.auc_metric(K.AUC, exact=exact),
+            key(K.AUC_PR): _base.auc_metric(K.AUC_PR, "PR", exact=exact),
         }
         if regularization_losses:
             metrics[key(K.LOSS_REGULARIZATION)] = Mean(name=K.LOSS_REGULARIZATION)
-        for t in self._thresholds:
-            metrics[key(K.ACCURACY_AT_THRESHOLD % t)] = BinaryAccuracy(threshold=t, name=K.ACCURACY_AT_THRESHOLD % t)
-            metrics[key(K.PRECISION_AT_THRESHOLD % t)] = Precision(thresholds=t, name=K.PRECISION_AT_THRESHOLD % t)
-            metrics[key(K.RECALL_AT_THRESHOLD % t)] = Recall(thresholds=t, name=K.RECALL_AT_THRESHOLD % t)
+        metrics.update(_base.threshold_metrics(key, self._thresholds))
         for _, suffix in self._class_metric_keys:
             metrics[key(f"probability_mean/{suffix}")] = Mean(name=f"probability_mean/{suffix}")
-            metrics[key(f"auc/{suffix}")] = AUC(name=f"auc/{suffix}")
-            metrics[key(f"auc_precision_recall/{suffix}")] = AUC(curve="PR", name=f"auc_precision_recall/{suffix}")
+            metrics[key(f"auc/{suffix}")] = _base.auc_metric(f"auc/{suffix}", exact=exact)
+            metrics[key(f"auc_precision_recall/{suffix}")] = _base.auc_metric(
+                f"auc_precision_recall/{suffix}", "PR", exact=exact)
         return metrics
 
     def update_metrics(self, eval_metrics, features, logits, labels, regularization_losses=None):
@@ -189,9 +189,7 @@ class MultiLabelHead(_base.Head):
         if regularization_losses and key(K.LOSS_REGULARIZATION) in m:
             ops[key(K.LOSS_REGULARIZATION)] = _base.feed_values(
                 m[key(K.LOSS_REGULARIZATION)], tf.add_n(list(regularization_losses)))
-        for t in self._thresholds:
-            for pattern in (K.ACCURACY_AT_THRESHOLD, K.PRECISION_AT_THRESHOLD, K.RECALL_AT_THRESHOLD):
-                ops[key(pattern % t)] = _base.feed_pairs(m[key(pattern % t)], labels, probabilities, weights)
+        ops.update(_base.feed_threshold_metrics(m, key, self._thresholds, labels, probabilities, weights))
         for class_id, suffix in self._class_metric_keys:
             class_probabilities = probabilities[..., class_id:class_id + 1]
             class_labels = labels[..., class_id:class_id + 1]
