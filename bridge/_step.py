@@ -19,10 +19,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import list_ops, resource_variable_ops
 
+from bridge._prune import WRITE_OP_TYPES, captured_from_outside, run_only_needed, variable_handles, written_resources
 from bridge._variables import VariableStore
 from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues, _as_graph_element
-
-_WRITE_OPS = {"AssignVariableOp", "AssignAddVariableOp", "AssignSubVariableOp"}
 
 Body = Callable[[Any], tuple[Any, dict, Sequence[SessionRunHook]]]
 
@@ -155,17 +154,6 @@ def _flat_caller(function: Any, iterator: Any, looped: bool) -> Callable[..., li
     return call
 
 
-def _captured_from_outside(graph: Any, tensor: Any) -> Any:
-    """The eager tensor that ``tensor`` (a capture placeholder of ``graph``) stands for, or None."""
-    while True:
-        outer = {id(internal): external for external, internal in graph.captures}.get(id(tensor))
-        if outer is None:
-            return None
-        if not hasattr(outer, "graph"):  # eager: reached the variable's handle
-            return outer
-        graph, tensor = outer.graph, outer
-
-
 def _fetch_key(item: Any) -> Any:
     """Fetches are told apart by identity; a tensor name (str) by its text."""
     return ("name", item) if isinstance(item, str) else id(item)
@@ -205,10 +193,19 @@ class TracedStep:
     """Traces ``body`` once and runs it, routing hook fetches in and out.
 
     ``body(element)`` runs inside the trace on one dataset element and returns ``(spec,
-    outputs, hooks)``: the model_fn's EstimatorSpec, a dict of named tensors every call
+    outputs, hooks)``: the model_fn's EstimatorSpec, a dict of named outputs every call
     returns (the first one is the loss when the step loops and ``sum_loss`` is set), and the
     hooks of this loop. Each hook's ``begin`` and a first ``before_run`` run inside the trace
-    (see bridge.hooks).
+    (see bridge.hooks). An output or hook fetch that is a ``tf.Operation`` (a ``train_op``)
+    is run for its effect and gives None, as ``Session.run`` gave.
+
+    Only what the outputs and the hooks' fetches need runs (``bridge._prune``): an op that
+    model_fn built but nothing fetched is not part of the traced function. With
+    ``run_model_updates`` (training) every write to a model variable that a Keras 3 object
+    created runs as well: Keras 3 layers and optimizers update their own state (a
+    BatchNormalization's moving statistics, an optimizer's slots) with no update op that
+    model_fn could fetch. Variables of tf.compat.v1 code keep the Session rule: their updates
+    run when train_op (or another fetch) depends on them.
 
     With ``iterations`` > 1 the step is traced inside a ``tf.while_loop`` that runs up to that
     many steps per call (fewer when ``run`` is given ``max_iterations``, the input runs out, or
@@ -228,6 +225,7 @@ class TracedStep:
         sum_loss: bool = False,
         stop_if_loss_not_finite: bool = False,
         on_session: Callable[[Sequence[SessionRunHook]], None] | None = None,
+        run_model_updates: bool = False,
     ) -> None:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
@@ -242,6 +240,10 @@ class TracedStep:
         self._collect = collect or (lambda name: False)
         self._sum_loss = sum_loss
         self._stop_if_loss_not_finite = stop_if_loss_not_finite
+        self._run_model_updates = run_model_updates
+        self._run_only: list[tf.Operation] = []  # operations fetched for their effect (every replica's)
+        self._none_outputs: list[str] = []  # names of the outputs that are operations
+        self.hidden_ops = 0  # how many ops model_fn built that the step does not run
         self._model_graph: Any = None  # the graph model_fn was traced in
         # Called once with the hooks, between their begin and their first before_run (see
         # _replica_outputs): restores the variables and calls after_create_session.
@@ -282,12 +284,36 @@ class TracedStep:
 
     # -- tracing -----------------------------------------------------------------------------
     def _trace_outputs(self, body: Body, element: Any) -> list[tf.Tensor]:
+        graph = tf.compat.v1.get_default_graph()
+        first = len(graph.get_operations())
         if self._strategy is None:
             with self._store.scope():
-                return self._replica_outputs(body, element)
-        with self._strategy.scope(), self._store.scope(), estimator_loss_semantics(self._strategy):
-            per_replica = self._strategy.run(lambda e: self._replica_outputs(body, e), args=(element,))
-            return [self._reduce(i, value) for i, value in enumerate(per_replica)]
+                flat = self._replica_outputs(body, element)
+        else:
+            with self._strategy.scope(), self._store.scope(), estimator_loss_semantics(self._strategy):
+                per_replica = self._strategy.run(lambda e: self._replica_outputs(body, e), args=(element,))
+                flat = [self._reduce(i, value) for i, value in enumerate(per_replica)]
+        self._run_only_needed(graph, first, flat)
+        return flat
+
+    def _run_only_needed(self, graph: Any, first: int, flat: list[tf.Tensor]) -> None:
+        """Takes out of the step every op since ``first`` that its outputs do not need (bridge._prune)."""
+        local = variable_handles(self._store.local_variables.values())
+        also_needed = None
+        if self._run_model_updates:
+            known = variable_handles(self._store.variables.values())
+            keras = variable_handles(self._store.keras_variables.values())
+
+            def also_needed(op, resource_of):
+                """A write to a Keras 3 object's model variable, or to a variable the store does not know."""
+                for tensor in written_resources(op):
+                    handle = resource_of(tensor)
+                    if handle is None or id(handle) in keras or id(handle) not in known:
+                        return True
+                return False
+
+        hidden = run_only_needed(graph, first, flat + self._run_only, ordered_handles=local, also_needed=also_needed)
+        self.hidden_ops += len(hidden)
 
     def _reduce(self, index: int, value: Any) -> tf.Tensor:
         """The loss is averaged over replicas, host-metric inputs concatenated; the rest is replica 0's."""
@@ -331,6 +357,12 @@ class TracedStep:
         if first:
             self._model_graph = tf.compat.v1.get_default_graph()
             self.spec, self.hooks = spec, list(hooks)
+        operations = {name: value for name, value in outputs.items() if isinstance(value, tf.Operation)}
+        if operations:
+            self._run_only.extend(operations.values())
+            outputs = {name: value for name, value in outputs.items() if name not in operations}
+        if first:
+            self._none_outputs = list(operations)
             self.output_names = list(outputs)
             self._collected = {i for i, name in enumerate(self.output_names) if self._collect(name)}
         values = list(outputs.values())
@@ -357,6 +389,12 @@ class TracedStep:
                 seen.add(key)
                 if isinstance(item, str):  # a tensor's name, as Session.run accepted it
                     item = _as_graph_element(item)
+                if isinstance(item, tf.Operation):  # run for its effect; the hook gets None
+                    self._run_only.append(item)
+                    if first:
+                        self._fetch_index[key] = -1
+                        self._fetched.append(item)
+                    continue
                 existing = next((i for i, value in enumerate(values) if value is item), None)
                 if existing is not None:  # already an output (the loss, the global step)
                     if first:
@@ -459,10 +497,11 @@ class TracedStep:
         """
         handle_to_key = {id(v.handle): k for k, v in variables.items()}
         graph = self._model_graph or self._function.graph
+        captures = {id(internal): external for external, internal in graph.captures}
         written = set()
-        for op in graph.get_operations():
-            if op.type in _WRITE_OPS or op.type.startswith(("ResourceApply", "ResourceScatter")):
-                key = handle_to_key.get(id(_captured_from_outside(graph, op.inputs[0])))
+        for op in graph.get_operations():  # the ops the step runs (bridge._prune hid the others)
+            if op.type in WRITE_OP_TYPES or op.type.startswith(("ResourceApply", "ResourceScatter")):
+                key = handle_to_key.get(id(captured_from_outside(graph, op.inputs[0], captures)))
                 if key is not None:
                     written.add(key)
         return sorted(written)
@@ -507,6 +546,8 @@ class TracedStep:
                 results = self._results_for(hook, request.fetches, values)
             hook.after_run(context, SessionRunValues(results))
         named = {name: values(i) for i, name in enumerate(self.output_names)}
+        for name in self._none_outputs:
+            named[name] = None
         if self._iterations == 1:
             for index in self._collected:
                 named[self.output_names[index]] = [named[self.output_names[index]]]
@@ -519,6 +560,8 @@ class TracedStep:
         cache: dict[int, Any] = {}
 
         def value(index: int) -> Any:
+            if index < 0:  # a fetched operation
+                return None
             if index not in cache:
                 at = self._positions[index]
                 if index in self._split:

@@ -150,6 +150,7 @@ class VariableStore:
         # Objects whose state some of the variables are (the Keras optimizers bridge.minimize
         # applied), for checkpoints keyed differently (bridge._name_mapping).
         self.state_owners: list[Any] = []
+        self._keras_keys: set[str] = set()  # created by a Keras 3 layer, optimizer or metric
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
@@ -176,6 +177,16 @@ class VariableStore:
     def saveable(self) -> dict[str, tf.Variable]:
         """The variables checkpoints carry: all but local metric state."""
         return {k: v for k, v in self._by_key.items() if k not in self._local_keys}
+
+    @property
+    def local_variables(self) -> dict[str, tf.Variable]:
+        """Metric state (``synchronization=ON_READ``): fresh per call, never saved."""
+        return {k: v for k, v in self._by_key.items() if k in self._local_keys}
+
+    @property
+    def keras_variables(self) -> dict[str, tf.Variable]:
+        """Model variables a Keras 3 object created: it updates them itself (no update op to fetch)."""
+        return {k: v for k, v in self._by_key.items() if k in self._keras_keys and k not in self._local_keys}
 
     def adopt(self, variables: list[tf.Variable]) -> None:
         """Registers variables the trace captured but did not create (built outside model_fn)."""
@@ -212,7 +223,8 @@ class VariableStore:
     def _create(self, next_creator, **kwargs) -> tf.Variable:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components
             return next_creator(**kwargs)
-        key = self._unique(self._key_for(kwargs.get("name")))
+        keras_path = _keras_path()  # set while a Keras 3 layer, optimizer or metric creates it
+        key = self._unique(self._key_for(kwargs.get("name"), keras_path))
         # The variable's own name is its key: what a v1 optimizer names its slots after
         # ("dense_1/kernel/Adam", as TF1 wrote them) and Keras's slot names are built from.
         # The trace's name scope would say "dense_1_1" for the second Keras layer.
@@ -242,6 +254,8 @@ class VariableStore:
         self._by_key[key] = variable
         if _is_metric_state(variable, kwargs):
             self._local_keys.add(key)
+        if keras_path:
+            self._keras_keys.add(key)
         self._add_to_collections(variable)
         return variable
 
@@ -252,9 +266,9 @@ class VariableStore:
         if variable.trainable:
             graph.add_to_collection(tf.compat.v1.GraphKeys.TRAINABLE_VARIABLES, variable)
 
-    def _key_for(self, name: str | None) -> str:
+    def _key_for(self, name: str | None, keras_path: str | None) -> str:
         name = _strip_suffix(name or "Variable")
-        prefix = _keras_path() or tf.compat.v1.get_default_graph().get_name_scope()
+        prefix = keras_path or tf.compat.v1.get_default_graph().get_name_scope()
         if prefix and not name.startswith(prefix + "/"):
             name = f"{prefix}/{name}"
         # v1 slot variables are created with an empty name inside their scope ("dense/kernel/Adam/");

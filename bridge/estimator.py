@@ -276,13 +276,19 @@ class Estimator:
         return made[0]._replace(dataset=dataset)
 
     def _refuse_writes(self, step: TracedStep, store: VariableStore, mode: str) -> None:
-        """EVAL and PREDICT must not change the model; bridge runs every op model_fn builds."""
+        """EVAL and PREDICT must not change the model.
+
+        Only what the outputs need runs (a train_op built in every mode is left out, as in
+        tf.estimator), so a write that remains is one the outputs depend on.
+        """
         written = step.written_variables(store.saveable)
         if written:
             raise ValueError(
-                f"model_fn builds ops that change model variables in {mode} mode: {written}. tf.estimator "
-                "ran train_op only in TRAIN; bridge runs every stateful op that model_fn builds, so build "
-                "train_op only when mode == ModeKeys.TRAIN (bridge.minimize does this for you)."
+                f"In {mode} mode the outputs of model_fn (predictions, loss, eval_metric_ops or a hook's "
+                f"fetches) depend on ops that change model variables: {written}. evaluate and predict do "
+                "not change the model. A train_op that nothing fetches does not run; remove the "
+                "dependency (e.g. a tf.control_dependencies on train_op, or an assign whose value is used), "
+                "or build it only when mode == ModeKeys.TRAIN."
             )
 
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
@@ -399,7 +405,8 @@ class Estimator:
                 hooks.append(StepCounterHook(config.log_step_count_steps, callback))
             if summary_writer is not None:
                 hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
-            outputs = {"loss": spec.loss, "global_step": store.global_step}
+            train_op = spec.train_op if isinstance(spec.train_op, tf.Operation) else spec.train_op.op
+            outputs = {"loss": spec.loss, "global_step": store.global_step, "train_op": train_op}
             if config.check_finite_weights:
                 outputs[WEIGHTS_FINITE] = all_finite(list(store.saveable.values()))
             return spec, outputs, hooks
@@ -419,7 +426,13 @@ class Estimator:
             _after_create_session(hooks)
 
         step = TracedStep(
-            store, iterator, body, iterations=iterations, strategy=strategy, stop_if_loss_not_finite=True,
+            store,
+            iterator,
+            body,
+            iterations=iterations,
+            strategy=strategy,
+            stop_if_loss_not_finite=True,
+            run_model_updates=True,
             on_session=on_session,
         )
         del iterator, dataset  # the traced step owns the input now; step.close() releases it

@@ -161,7 +161,9 @@ def test_reserved_metric_names_rejected(model_dir, eval_input_fn, reserved, frag
         bridge.Estimator(model_fn, model_dir=model_dir).evaluate(eval_input_fn)
 
 
-def test_v1_optimizer_train_op_built_in_eval_is_a_clear_error(model_dir, train_input_fn, eval_input_fn):
+def test_v1_optimizer_train_op_built_in_eval_does_not_run(model_dir, train_input_fn, eval_input_fn):
+    """As in tf.estimator, a train_op nothing in EVAL fetches is not run (tests/test_fetch_only.py)."""
+
     def model_fn(features, labels, mode):
         predictions = keras.layers.Dense(1)(features["x"])
         loss = tf.reduce_mean(tf.square(predictions - labels))
@@ -173,8 +175,9 @@ def test_v1_optimizer_train_op_built_in_eval_is_a_clear_error(model_dir, train_i
     est = bridge.Estimator(model_fn, model_dir=model_dir)
     est.train(train_input_fn, steps=2)
     kernel = est.get_variable_value("dense/kernel")
-    with pytest.raises(ValueError, match=r"change model variables in eval mode.*ModeKeys.TRAIN"):
-        est.evaluate(eval_input_fn)
+    first = est.evaluate(eval_input_fn)
+    assert first["global_step"] == 2
+    assert est.evaluate(eval_input_fn) == first  # the same weights both times
     np.testing.assert_array_equal(est.get_variable_value("dense/kernel"), kernel)
 
 
