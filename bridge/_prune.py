@@ -151,6 +151,45 @@ def run_only_needed(
     return hidden
 
 
+class _GraphView:
+    """A FuncGraph seen with some of its ops and outputs only (for building a second function)."""
+
+    def __init__(self, graph: Any, operations: list[tf.Operation], outputs: list[tf.Tensor]) -> None:
+        self._graph, self._operations, self.outputs = graph, operations, outputs
+
+    def get_operations(self) -> list[tf.Operation]:
+        return self._operations
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._graph, name)
+
+
+def function_without_outputs(graph: Any, keep: Sequence[int], name: str) -> Any:
+    """The traced function of ``graph`` returning only ``graph.outputs[i]`` for ``i`` in ``keep``.
+
+    For outputs fetched only on some calls. ``graph`` is a finished FuncGraph (its automatic
+    control dependencies applied); the new function holds what the kept outputs and the graph's
+    control outputs (its stateful ops) need, over data inputs and control inputs, ACD's
+    included: the stateless work only the dropped outputs needed is left out, while every
+    update and its order stay as in the full function. It takes the same arguments (inputs and
+    captures) as the full one. Returns a TensorFlow ``AtomicFunction``.
+    """
+    from tensorflow.python.eager.polymorphic_function import atomic_function
+
+    outputs = [graph.outputs[i] for i in keep]
+    stack = [tensor.op for tensor in outputs] + list(graph.control_outputs)
+    needed: set[tf.Operation] = set()
+    while stack:
+        op = stack.pop()
+        if op in needed:
+            continue
+        needed.add(op)
+        stack.extend(tensor.op for tensor in op.inputs)
+        stack.extend(op.control_inputs)
+    operations = [op for op in graph.get_operations() if op in needed]
+    return atomic_function.from_func_graph(name, _GraphView(graph, operations, outputs), {})
+
+
 def _hide(graph: Any, operations: list[tf.Operation]) -> None:
     """Takes ``operations`` out of ``graph.get_operations()`` (they stay in the C graph, unused)."""
     hidden = getattr(graph, _HIDDEN, None)

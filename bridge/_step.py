@@ -19,7 +19,14 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.python.ops import list_ops, resource_variable_ops
 
-from bridge._prune import WRITE_OP_TYPES, captured_from_outside, run_only_needed, variable_handles, written_resources
+from bridge._prune import (
+    WRITE_OP_TYPES,
+    captured_from_outside,
+    function_without_outputs,
+    run_only_needed,
+    variable_handles,
+    written_resources,
+)
 from bridge._variables import VariableStore
 from bridge.hooks import SessionRunContext, SessionRunHook, SessionRunValues, _as_graph_element
 
@@ -123,23 +130,26 @@ def _split_steps(values: np.ndarray, shapes: np.ndarray) -> list[np.ndarray]:
     return [part.reshape(shape) for part, shape in zip(np.split(values, np.cumsum(sizes)[:-1]), shapes)]
 
 
-def _flat_caller(function: Any, iterator: Any, looped: bool) -> Callable[..., list]:
+def _flat_caller(function: Any, iterator: Any, looped: bool, atomic: Any = None) -> Callable[..., list] | None:
     """A fast way to call ``function(iterator[, n])`` many times with the same iterator.
 
     ``ConcreteFunction.__call__`` binds and flattens its structured arguments on every call,
     which costs about as much as a small training step's Python side. The iterator's flat
     components and the captured variable handles do not change between calls, so they are
     flattened once and the underlying function is called with the flat list. Falls back to the
-    public call where TensorFlow's internals differ.
+    public call where TensorFlow's internals differ. ``atomic``: another function taking the same
+    flat arguments (``function_without_outputs``), called instead; None where that cannot be done.
     """
     try:
-        atomic = function._inference_function  # pylint: disable=protected-access
+        atomic = atomic or function._inference_function  # pylint: disable=protected-access
         function_type = function.function_type
         sample = (iterator, tf.constant(1, tf.int32)) if looped else (iterator,)
         flat = list(function_type.unpack_inputs(function_type.bind(*sample)))
         prefix, captures = flat[:-1] if looped else flat, list(function.captured_inputs)
         atomic.call_flat  # noqa: B018 - probe
     except (AttributeError, TypeError, ValueError):  # pragma: no cover - other TensorFlow versions
+        if atomic is not None:
+            return None
         return lambda *n: function(iterator, *(tf.constant(v, tf.int32) for v in n))
     counts: dict[int, tf.Tensor] = {}
 
@@ -165,6 +175,18 @@ def _refuse_feeds(hook: SessionRunHook, request: Any) -> None:
             f"{type(hook).__name__}.before_run returned a feed_dict: TensorFlow 2 has no feeds. Feed data "
             "through input_fn (a tf.data.Dataset), or compute the value inside model_fn."
         )
+
+
+def _with_gaps(call: Callable[[], list], keep: list[int], size: int) -> Callable[[], list]:
+    """``call``'s outputs placed at positions ``keep`` of a list of ``size`` (None elsewhere)."""
+
+    def full() -> list:
+        flat: list[Any] = [None] * size
+        for position, value in zip(keep, call()):
+            flat[position] = value
+        return flat
+
+    return full
 
 
 class InputExhausted(Exception):
@@ -268,6 +290,13 @@ class TracedStep:
             self._on_session = None
             self._first_run = None
         self._call = _flat_caller(self._function, iterator, looped=iterations > 1)
+        # Hook fetches no named output shares: a call whose hooks do not ask for some of them runs
+        # a function without them (one step per call, no strategy: every worker must run the same
+        # collectives). See "Only what the outputs need runs" in docs/design.md.
+        self._hook_only: set[int] = set()
+        if iterations == 1 and strategy is None:
+            self._hook_only = set(range(len(self.output_names), self._num_outputs))
+        self._variants: dict[frozenset[int], Callable[..., list]] = {}
         # A looped call returns each collected output as two tensors (values, shapes): where
         # each output starts in the call's flat result.
         self._split = self._collected if iterations > 1 else set()
@@ -485,6 +514,7 @@ class TracedStep:
         """
         self._function = None
         self._iterator = None
+        self._variants = {}
         self._fetched = []
         self._fetch_index = {}
 
@@ -524,8 +554,9 @@ class TracedStep:
                 if request is not None:
                     _refuse_feeds(hook, request)
         if self._iterations == 1:
+            omitted = self._unrequested(requests) if self._hook_only else frozenset()
             try:
-                flat = self._call()
+                flat = self._call_without(omitted) if omitted else self._call()
             except tf.errors.OutOfRangeError:
                 raise InputExhausted from None
             steps, loss_sum = 1, None
@@ -554,6 +585,32 @@ class TracedStep:
             if self._sum_loss:
                 loss_sum = float(named[self.output_names[0]])
         return StepRun(named, context, steps, loss_sum)
+
+    def _unrequested(self, requests: Sequence[Any]) -> frozenset[int]:
+        """The hook-only outputs that no hook fetches on this call."""
+        wanted = set()
+        for request in requests:
+            if request is not None:
+                wanted.update(self._fetch_index.get(_fetch_key(item)) for item in tf.nest.flatten(request.fetches))
+        return frozenset(self._hook_only - wanted)
+
+    def _call_without(self, omitted: frozenset[int]) -> list:
+        """One call of the step without the outputs ``omitted`` (None in their places)."""
+        call = self._variants.get(omitted)
+        if call is None:
+            keep = [i for i in range(self._num_outputs) if i not in omitted]
+            try:
+                atomic = self._function._inference_function  # pylint: disable=protected-access
+                name = f"{atomic.name.decode() if isinstance(atomic.name, bytes) else atomic.name}_without_{len(self._variants)}"
+                variant = function_without_outputs(self._function.graph, keep, name)
+                call = _flat_caller(self._function, self._iterator, looped=False, atomic=variant)
+            except (AttributeError, TypeError, ValueError, ImportError):  # pragma: no cover - TF internals moved
+                call = None
+            if call is None:  # pragma: no cover
+                call = self._variants[omitted] = lambda: self._call()
+                return call()
+            self._variants[omitted] = call = _with_gaps(call, keep, self._num_outputs)
+        return call()
 
     def _values(self, flat: Sequence[Any]) -> Callable[[int], Any]:
         """Output position -> numpy value, converted once; collected outputs as per-step lists."""

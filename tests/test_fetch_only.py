@@ -322,3 +322,46 @@ def test_hook_fetching_an_operation_runs_it_and_gets_none(tmp_path):
     est.evaluate(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, y)).batch(16), hooks=[hook])
     assert [r["op"] for r in hook.results] == [None, None, None]
     assert [float(r["value"]) for r in hook.results] == [1.0, 2.0, 3.0]
+
+
+def test_a_hook_fetch_left_out_of_a_call_is_not_computed(tmp_path):
+    """Outputs fetched only on some steps (v1 summaries): the other calls skip their computation."""
+    x, y = record.data(48, 0)
+    computed = []
+
+    def expensive(value):
+        computed.append(float(value))
+        return np.float32(value * 2)
+
+    class EveryThirdStep(bridge.SessionRunHook):
+        def begin(self):
+            loss = tf.compat.v1.get_default_graph().get_tensor_by_name("my_loss:0")  # by name, as v1 hooks do
+            doubled = tf.numpy_function(expensive, [loss], tf.float32, stateful=False)
+            step = tf.compat.v1.train.get_global_step()
+            self._due, self._other = bridge.SessionRunArgs({"doubled": doubled, "step": step}), bridge.SessionRunArgs({"step": step})
+            self.calls, self.doubled, self.due_runs = 0, [], 0
+
+        def before_run(self, run_context):
+            self.calls += 1
+            return self._due if self.calls % 3 == 1 else self._other
+
+        def after_run(self, run_context, run_values):
+            if "doubled" in run_values.results:
+                self.doubled.append(float(run_values.results["doubled"]))
+
+    def model_fn(features, labels, mode):
+        logits = keras.layers.Dense(3, name="dense")(features["x"])
+        loss = tf.identity(
+            tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)), name="my_loss"
+        )
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=bridge.minimize(loss, keras.optimizers.SGD(0.1)))
+
+    hook = EveryThirdStep()
+    est = bridge.Estimator(model_fn, model_dir=str(tmp_path / "model"), config=bridge.RunConfig(max_steps_per_call=1))
+    est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, y)).repeat().batch(8), steps=7, hooks=[hook])
+    assert int(est.get_variable_value("global_step")) == 7
+    # The trace's before_run (call 1) declared both fetches; of the 7 steps, those whose request
+    # asked for the value (every third call) computed it, and only those.
+    due_calls = [c for c in range(1, hook.calls + 1) if c % 3 == 1][-7:]
+    assert 2 <= len(hook.doubled) == len([c for c in due_calls if c > hook.calls - 7]) < 7
+    assert computed == [value / 2 for value in hook.doubled]
