@@ -136,8 +136,8 @@ def _check(scaffold: Any, config: Any) -> None:
     init_op = scaffold._init_op
     if init_op is not None and not (getattr(init_op, "type", None) == "NoOp" and not init_op.control_inputs):
         raise ValueError(
-            f"Scaffold(init_op={getattr(init_op, 'name', init_op)!r}) is not supported by bridge: it would run at every "
-            f"step of the traced step. bridge initialises variables when it creates them; instead, {_REPLACEMENT}."
+            f"Scaffold(init_op={getattr(init_op, 'name', init_op)!r}) is not supported by bridge: an op built in model_fn "
+            f"runs only inside its traced step. bridge initialises variables when it creates them; instead, {_REPLACEMENT}."
         )
     saver = scaffold._saver
     if saver is None:
