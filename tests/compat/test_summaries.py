@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 
+import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -103,3 +104,26 @@ def test_summary_is_fetched_only_on_calls_that_may_end_on_a_due_step():
     # grouped calls: the loop asks how far it may run, then runs that far
     span = hook.steps_until_trigger(10)
     assert span == 3 and "summary" in hook.before_run(None).fetches
+
+
+def test_summary_tensors_are_computed_only_on_due_steps(tmp_path):
+    """Like tf.estimator's Session, which ran the merged summary only on the steps it was due."""
+    computed = []
+
+    def counted(loss):
+        computed.append(float(loss))
+        return np.float32(len(computed))
+
+    def model_fn(features, labels, mode):
+        w = tf.compat.v1.get_variable("w", [2, 1], initializer=tf.compat.v1.zeros_initializer())
+        loss = tf.reduce_mean(tf.square(tf.matmul(features["x"], w) - labels))
+        # a stateless host op (as summary ops are): it runs only when something fetches it
+        tf.compat.v1.summary.scalar("counted", tf.numpy_function(counted, [loss], tf.float32, stateful=False))
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=tf.compat.v1.train.get_global_step())
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op)
+
+    config = bridge.RunConfig(save_summary_steps=3, log_step_count_steps=None, max_steps_per_call=1)
+    bridge.Estimator(model_fn, str(tmp_path), config).train(MODEL.input_fn, steps=7)
+    steps = sorted(step for tag, step, _, _ in _events(str(tmp_path)) if tag == "counted")
+    assert steps == [1, 4, 7]
+    assert len(computed) == 3
