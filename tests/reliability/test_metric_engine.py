@@ -199,3 +199,38 @@ def test_fixed_size_set_state_is_not_re_split():
     with pytest.raises(ValueError, match="sizes"):
         metric.set_state({"true_positives": np.ones(1), "false_positives": np.ones(3),
                           "true_negatives": np.ones(2), "false_negatives": np.ones(2)})
+
+
+@pytest.mark.parametrize("case", range(21))
+def test_rejected_batches_never_change_state_under_threads(case):
+    """4 threads alternate a valid batch and a rejected one (NaN in its last score) on one metric:
+    the state ends exactly as the valid batches alone make it, whatever the interleaving."""
+    make, y_true, y_pred = _all_metric_calls()[case]
+    hostile = np.array(y_pred, dtype=np.float64)
+    hostile.flat[-1] = np.nan
+    metric, reference = make(), make()
+    threads_n, rounds = 4, 30
+    for _ in range(threads_n * rounds):
+        reference.update_state(y_true, y_pred)
+    start = threading.Barrier(threads_n)
+    rejected = []
+
+    def worker():
+        start.wait()
+        for _ in range(rounds):
+            metric.update_state(y_true, y_pred)
+            try:
+                metric.update_state(y_true, hostile)
+            except ValueError:
+                rejected.append(1)
+
+    threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(rejected) == threads_n * rounds
+    got, want = metric.get_state(), reference.get_state()
+    assert got.keys() == want.keys()
+    for key in want:
+        np.testing.assert_array_equal(np.sort(np.ravel(got[key])), np.sort(np.ravel(want[key])), err_msg=key)
