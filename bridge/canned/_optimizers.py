@@ -300,6 +300,14 @@ def apply(
         updates = [tf.no_op()]
     else:
         note_optimizer(optimizer)
+        context = tf.distribute.get_replica_context()
+        if replicas > 1 and context is not None:
+            # Each replica applies the same summed gradient to its own copy, so copies stay equal
+            # (the gradient of the global-batch mean: each loss was divided by the replicas).
+            # Sparse rows differ per replica; the collective needs equal shapes (dense updates of a
+            # zero row leave Adagrad/Ftrl/SGD state unchanged, so the result is the same).
+            summed = context.all_reduce(tf.distribute.ReduceOp.SUM, [_dense(g) for g, _ in pairs])
+            pairs = list(zip(summed, [v for _, v in pairs]))
         state = _LegacyState(optimizer, own_iterations, global_step)
         lr = state.learning_rate()
         updates = [_UPDATES[state.kind](state, g, v, lr) for g, v in pairs]
