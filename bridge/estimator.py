@@ -23,6 +23,7 @@ import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
 from bridge._api_names import api_name
+from bridge._backend import require_tensorflow_backend
 from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
@@ -150,6 +151,7 @@ class Estimator:
         warm_start_from: Any = None,
     ) -> None:
         _refuse_overridden_members(self)
+        require_tensorflow_backend("Estimator")
         self._config = resolve_model_dir(model_dir, config)
         if model_fn is None:
             raise ValueError("model_fn must be provided to Estimator.")

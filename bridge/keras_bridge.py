@@ -77,6 +77,7 @@ import numpy as np
 import tensorflow as tf
 
 from bridge import _checkpoints
+from bridge._backend import require_tensorflow_backend
 from bridge._variables import VariableStore, _fresh_keras_names
 from bridge.estimator import Estimator
 from bridge.estimator_spec import EstimatorSpec
@@ -145,17 +146,6 @@ class _ModelSpec:
             )
         return tf.nest.map_structure(
             lambda s: tf.zeros([1 if d is None else d for d in s.shape], s.dtype), self.input_signature
-        )
-
-
-def _check_backend() -> None:
-    import keras
-
-    backend = keras.config.backend()
-    if backend != "tensorflow":
-        raise ValueError(
-            f"model_to_estimator needs the TensorFlow Keras backend, but Keras is running on "
-            f"'{backend}'. Set KERAS_BACKEND=tensorflow before importing keras."
         )
 
 
@@ -684,7 +674,7 @@ def model_to_estimator(
         raise ValueError(
             "Please specity either `keras_model` or `keras_model_path`, but not both."
         )
-    _check_backend()
+    require_tensorflow_backend("model_to_estimator")
     if checkpoint_format not in _CHECKPOINT_FORMATS:
         raise ValueError('Checkpoint format must be one of "checkpoint" or "saver". Given: ' + repr(checkpoint_format))
     if metric_names_map is not None:
@@ -798,7 +788,7 @@ def estimator_to_keras(
     The returned model is a new object: trainable and non-trainable weights (BatchNorm
     statistics included) come from the checkpoint. Save it with ``model.save('x.keras')``.
     """
-    _check_backend()
+    require_tensorflow_backend("model_to_estimator")
     model_fn, model_dir = _spec_of(estimator_or_model_dir, custom_objects)
     spec = model_fn.spec
     if checkpoint_path is None:
