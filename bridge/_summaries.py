@@ -1,4 +1,10 @@
-"""TensorBoard event files in model_dir (training) and its eval directories."""
+"""TensorBoard event files in model_dir (training) and its eval directories.
+
+Scalars are written as tf.estimator 2.15 wrote them: ``Summary.Value.simple_value`` in a v1
+``Summary`` protocol buffer. TensorBoard plots them, and the classic readers that scripts use
+(``EventAccumulator(...).Tags()["scalars"]``, ``tf.compat.v1.train.summary_iterator`` with
+``value.simple_value``) see them; TF2 ``tf.summary.scalar`` tensors are invisible to both.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +17,27 @@ import tensorflow as tf
 logger = logging.getLogger("bridge")
 
 
+def scalar_summary(values: Mapping[str, float]) -> bytes:
+    """A serialized v1 ``Summary`` holding each value as a ``simple_value`` scalar (one event for all)."""
+    return tf.compat.v1.Summary(
+        value=[tf.compat.v1.Summary.Value(tag=tag, simple_value=float(value)) for tag, value in values.items()]
+    ).SerializeToString()
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (bool, int, float, np.integer, np.floating)) or (
+        isinstance(value, np.ndarray) and value.ndim == 0
+    )
+
+
 class SummaryWriter:
-    """A thin wrapper over ``tf.summary`` that writes plain Python/numpy values."""
+    """Writes plain Python/numpy values (and serialized v1 summaries) to one log directory."""
 
     def __init__(self, logdir: str) -> None:
         self._writer = tf.summary.create_file_writer(logdir)
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        with self._writer.as_default(step=step):
-            tf.summary.scalar(tag, float(value))
+        self.serialized(scalar_summary({tag: value}), step)
 
     def serialized(self, summary: bytes, step: int) -> None:
         """Writes a serialized ``Summary`` protocol buffer (what v1 summary ops produce) as it is."""
@@ -27,16 +45,15 @@ class SummaryWriter:
             tf.summary.experimental.write_raw_pb(summary, step=step)
 
     def write_eval_results(self, results: Mapping[str, Any], step: int, checkpoint_path: str | None) -> None:
-        """Writes an evaluate() result dict as tf.estimator did: scalars, tensors, checkpoint path."""
+        """Writes an evaluate() result dict as tf.estimator did: scalars in one event, tensors, checkpoint path."""
+        scalars = {key: value for key, value in results.items() if key != "global_step" and _is_scalar(value)}
+        if scalars:
+            self.serialized(scalar_summary(scalars), step)
         with self._writer.as_default(step=step):
             for key, value in results.items():
-                if key == "global_step":
+                if key == "global_step" or key in scalars:
                     continue
-                if isinstance(value, (bool, int, float, np.integer, np.floating)) or (
-                    isinstance(value, np.ndarray) and value.ndim == 0
-                ):
-                    tf.summary.scalar(key, float(value))
-                elif isinstance(value, np.ndarray):
+                if isinstance(value, np.ndarray):
                     tf.summary.write(key, tf.constant(value))
                 else:
                     logger.warning(

@@ -80,11 +80,10 @@ def loss_summaries(model_dir):
     steps = {}
     for name in os.listdir(model_dir):
         if name.startswith("events.out.tfevents"):
-            acc = event_accumulator.EventAccumulator(os.path.join(model_dir, name), size_guidance={"tensors": 0})
+            acc = event_accumulator.EventAccumulator(os.path.join(model_dir, name), size_guidance={"scalars": 0})
             acc.Reload()
-            for tag in acc.Tags()["tensors"]:
-                if tag == "loss":
-                    steps.update({e.step: float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)})
+            if "loss" in acc.Tags()["scalars"]:
+                steps.update({e.step: e.value for e in acc.Scalars("loss")})
     return steps
 
 

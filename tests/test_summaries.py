@@ -2,24 +2,54 @@
 
 from __future__ import annotations
 
+import glob
+import json
 import os
+import pathlib
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 import bridge
-from tests.conftest import keras_model_fn, make_input_fn
+from tests.conftest import CLASSES, keras_model_fn, make_input_fn
+
+
+def classifier_model_fn(features, labels, mode):
+    """The fixture's model: a 2-class dense layer, accuracy as the eval metric."""
+    logits = keras.layers.Dense(2)(features["x"])
+    loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True))
+    accuracy = keras.metrics.SparseCategoricalAccuracy()
+    accuracy.update_state(labels, logits)
+    train_op = bridge.minimize(loss, keras.optimizers.SGD(0.1))
+    return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, eval_metric_ops={"accuracy": accuracy})
+
+
+FACTS = json.loads((pathlib.Path(__file__).parent / "fixtures/legacy_2_15/console_and_events/facts.json").read_text())
 
 
 def _scalars(logdir):
-    """{tag: [(step, value), ...]} from every event file in logdir (TF2 writes scalars as tensors)."""
-    acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.TENSORS: 0})
+    """{tag: [(step, value), ...]} as TensorBoard's EventAccumulator reads scalars from logdir.
+
+    Also checks the classic reader, tf.compat.v1.train.summary_iterator, finds the same
+    ``simple_value`` scalars (the two readers scripts use; TF2 tensor summaries are invisible to both).
+    """
+    acc = event_accumulator.EventAccumulator(logdir, size_guidance={event_accumulator.SCALARS: 0})
     acc.Reload()
+    result = {tag: [(e.step, np.float32(e.value)) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    assert _simple_values(logdir) == result
+    return result
+
+
+def _simple_values(logdir):
     result = {}
-    for tag in acc.Tags()["tensors"]:
-        result[tag] = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
+    for path in sorted(glob.glob(os.path.join(logdir, "events.out.tfevents.*"))):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.HasField("simple_value"):
+                    result.setdefault(value.tag, []).append((event.step, np.float32(value.simple_value)))
     return result
 
 
@@ -31,7 +61,6 @@ def test_loss_and_steps_per_sec_in_model_dir(model_dir, train_input_fn):
     assert [step for step, _ in scalars["loss"]] == [1, 11, 21, 31]
     assert [step for step, _ in scalars["global_step/sec"]] == [11, 21, 31]
     assert all(np.isfinite(v) and v > 0 for _, v in scalars["global_step/sec"])
-    assert all(v.dtype == np.float32 and v.shape == () for _, v in scalars["loss"])
 
 
 def test_logged_loss_is_the_step_loss(model_dir):
@@ -93,3 +122,27 @@ def test_eval_without_checkpoint_writes_step_zero(estimator):
     scalars = _scalars(estimator.eval_dir())
     assert scalars["loss"] == [(0, pytest.approx(result["loss"]))]
     assert "checkpoint_path" not in scalars
+
+
+def test_scalar_tags_and_steps_match_tf_estimator_2_15(tmp_path):
+    """The fixture's run on bridge: train 30 steps, resume for 10, evaluate(steps=200)."""
+    model_dir = str(tmp_path / "model")
+    config = bridge.RunConfig(save_summary_steps=10, log_step_count_steps=10, save_checkpoints_steps=20)
+    estimator = bridge.Estimator(classifier_model_fn, model_dir=model_dir, config=config)
+    estimator.train(make_input_fn(y=CLASSES, epochs=None), steps=30)
+    estimator.train(make_input_fn(y=CLASSES, epochs=None), steps=10)
+    estimator.evaluate(make_input_fn(y=CLASSES, epochs=None), steps=200)
+
+    for run, logdir in (("train", model_dir), ("eval", os.path.join(model_dir, "eval"))):
+        expected = {(e["tag"], e["step"]) for e in FACTS["events"][run] if e["kind"] == "simple_value"}
+        got = {(tag, step) for tag, values in _scalars(logdir).items() for step, _ in values}
+        assert got == expected, run
+
+
+def test_eval_scalars_are_one_event_as_in_2_15(estimator, train_input_fn):
+    estimator.train(train_input_fn, steps=2)
+    estimator.evaluate(make_input_fn())
+    (path,) = glob.glob(os.path.join(estimator.eval_dir(), "events.out.tfevents.*"))
+    events = [e for e in tf.compat.v1.train.summary_iterator(path) if e.summary.value]
+    tags = [[v.tag for v in e.summary.value if v.HasField("simple_value")] for e in events]
+    assert sorted(tags[0]) == ["loss", "mean_prediction", "mse"]
