@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+from bridge._console import configure_bridge_logger
+
+configure_bridge_logger()  # bridge's log lines follow TensorFlow's verbosity, each shown once (bridge._console)
+
 # public name -> module that defines it
 _LAZY_NAMES = {
     "install_as_tf_estimator": "bridge.compat.namespace",

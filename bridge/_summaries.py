@@ -14,6 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 import tensorflow as tf
 
+from bridge.hooks import SessionRunArgs, SessionRunHook
+
 logger = logging.getLogger("bridge")
 
 
@@ -68,3 +70,28 @@ class SummaryWriter:
 
     def close(self) -> None:
         self._writer.close()
+
+
+class LossSummaryHook(SessionRunHook):
+    """Writes the ``loss`` scalar on the first step and then every ``every_steps`` global steps."""
+
+    def __init__(self, writer: SummaryWriter, loss: Any, every_steps: int) -> None:
+        self._writer, self._loss, self._every = writer, loss, every_steps
+        self._last: int | None = None
+
+    def begin(self) -> None:
+        self._request = SessionRunArgs({"loss": self._loss, "step": tf.compat.v1.train.get_global_step()})
+
+    def before_run(self, run_context: Any) -> SessionRunArgs:
+        return self._request
+
+    def after_run(self, run_context: Any, run_values: Any) -> None:
+        step = int(run_values.results["step"])
+        if self._last is None or step >= self._last + self._every:
+            self._writer.scalar("loss", run_values.results["loss"], step)
+            self._last = step
+
+    _bridge_groupable = True  # see bridge.hooks: grouped steps
+
+    def steps_until_trigger(self, global_step: int) -> int | None:
+        return 1 if self._last is None else max(1, self._last + self._every - global_step)

@@ -13,7 +13,6 @@ How one call works (the design is explained in docs/design.md):
 from __future__ import annotations
 
 import copy
-import logging
 import os
 import time
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
@@ -23,13 +22,14 @@ import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
 from bridge._api_names import api_name
+from bridge._console import ProgressBar, configure_bridge_logger, evaluation_progress
 from bridge._backend import require_tensorflow_backend
 from bridge._fn_args import fn_args
 from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
 from bridge._step import WEIGHTS_FINITE, CannotGroup, InputExhausted, TracedStep, all_finite
-from bridge._summaries import SummaryWriter
+from bridge._summaries import LossSummaryHook, SummaryWriter
 from bridge._variables import VariableStore
 from bridge._writer_hooks import CheckpointSaverHook
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
@@ -41,7 +41,6 @@ from bridge.hooks import (
     NanLossDuringTrainingError,
     NanTensorHook,
     SessionRunHook,
-    SessionRunArgs,
     StepCounterHook,
     StopAtStepHook,
     check_hooks,
@@ -53,7 +52,7 @@ from bridge.mode_keys import ModeKeys
 from bridge.run_config import RunConfig, resolve_model_dir
 from bridge.training import model_fn_mode
 
-logger = logging.getLogger("bridge")
+logger = configure_bridge_logger()  # again now that TensorFlow is imported: see bridge._console
 
 _MODEL_FN_ARGS = {"features", "labels", "mode", "params", "config", "self"}
 
@@ -85,54 +84,6 @@ def _set_random_seed(seed: int | None) -> None:
             keras.utils.set_random_seed(seed)
         except ImportError:  # pragma: no cover - keras is a dependency
             pass
-
-
-class _SummaryHook(SessionRunHook):
-    """Writes the ``loss`` scalar on the first step and then every ``every_steps`` global steps."""
-
-    def __init__(self, writer: SummaryWriter, loss: Any, every_steps: int) -> None:
-        self._writer, self._loss, self._every = writer, loss, every_steps
-        self._last: int | None = None
-
-    def begin(self) -> None:
-        self._request = SessionRunArgs({"loss": self._loss, "step": tf.compat.v1.train.get_global_step()})
-
-    def before_run(self, run_context):
-        return self._request
-
-    def after_run(self, run_context, run_values) -> None:
-        step = int(run_values.results["step"])
-        if self._last is None or step >= self._last + self._every:
-            self._writer.scalar("loss", run_values.results["loss"], step)
-            self._last = step
-
-    _bridge_groupable = True  # see bridge.hooks: grouped steps
-
-    def steps_until_trigger(self, global_step: int) -> int | None:
-        return 1 if self._last is None else max(1, self._last + self._every - global_step)
-
-
-class _ProgressBar:
-    """A Keras progress bar on a TTY (``RunConfig(progress_bar=...)`` forces it on or off)."""
-
-    def __init__(self, enabled: bool | None, target: int | None, label: str) -> None:
-        import sys
-
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self._bar = None
-        if enabled:
-            import keras
-
-            self._bar = keras.utils.Progbar(target, unit_name=label)
-        self._last_update = 0.0
-
-    def update(self, current: int, loss: float | None = None, force: bool = False) -> None:
-        now = time.monotonic()
-        if self._bar is None or (not force and now - self._last_update < 0.2):
-            return
-        self._last_update = now
-        self._bar.update(current, values=[("loss", loss)] if loss is not None else None, finalize=force)
 
 
 class Estimator:
@@ -295,6 +246,7 @@ class Estimator:
 
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
         if checkpoint_path:
+            logger.info("Restoring parameters from %s", checkpoint_path)
             _checkpoints.restore(checkpoint_path, store.saveable, store.state_owners)
             return
         if self._warm_start_settings is not None:
@@ -406,7 +358,7 @@ class Estimator:
                 callback = (lambda step, rate: summary_writer.scalar("global_step/sec", rate, step)) if summary_writer else None
                 hooks.append(StepCounterHook(config.log_step_count_steps, callback))
             if summary_writer is not None:
-                hooks.append(_SummaryHook(summary_writer, spec.loss, config.save_summary_steps))
+                hooks.append(LossSummaryHook(summary_writer, spec.loss, config.save_summary_steps))
             train_op = spec.train_op if isinstance(spec.train_op, tf.Operation) else spec.train_op.op
             outputs = {"loss": spec.loss, "global_step": store.global_step, "train_op": train_op}
             if config.check_finite_weights:
@@ -473,7 +425,14 @@ class Estimator:
             saver = _CheckpointSaver(self, store, listeners, checkpoint)
         if saver is not None:
             saver.begin(start_step)
-        progress = _ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
+        progress = ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
+        try:
+            return self._run_train_steps(step, store, config, stop_hook, saver, progress, start_step)
+        finally:
+            progress.close()
+
+    def _run_train_steps(self, step, store, config, stop_hook, saver, progress, start_step) -> float | None:
+        """The step loop of ``train``: runs (grouped) steps until a stop; returns the last loss."""
         loss = None
         global_step = start_step
         stop = stop_hook is not None and start_step >= stop_hook.last_step
@@ -654,7 +613,8 @@ class Estimator:
                 batches += run.steps
                 last = outputs
                 if steps is not None:
-                    logger.info("Evaluation [%d/%d]", batches, steps)
+                    for done in evaluation_progress(batches - run.steps, batches, steps):
+                        logger.info("Evaluation [%d/%d]", done, steps)
                 if run.context.stop_requested:
                     break
         except BaseException:
