@@ -22,10 +22,10 @@ failed=0
 
 banner() { printf '\n==================== smoke %s: %s ====================\n' "$1" "$2"; }
 run() { echo "+ $*"; "$@"; }
-pip_quiet() { "$@" -q --disable-pip-version-check 2>&1 | grep -v "is ignored: it is neither a file nor a directory"; return "${PIPESTATUS[0]}"; }
+pip_quiet() { echo "+ $*"; "$@" -q --disable-pip-version-check 2>&1 | grep -v "is ignored: it is neither a file nor a directory"; return "${PIPESTATUS[0]}"; }
 
 new_venv() {  # new_venv DIR: a fresh venv with an up-to-date pip
-    rm -rf "$1" && python3 -m venv "$1" && pip_quiet "$1/bin/pip" install --upgrade pip
+    rm -rf "$1" && python3 -m venv "$1" && pip_quiet "$1/bin/pip" install --upgrade pip > /dev/null
 }
 
 the_wheel() { ls "$work"/dist/estimator_bridge-*.whl 2>/dev/null | head -n 1; }
@@ -89,7 +89,7 @@ step_latest() {
     local wheel; wheel=$(the_wheel); [ -n "$wheel" ] || { echo "no wheel: run the wheel step first"; return 1; }
     new_venv "$work/venv-latest" || return 1
     # The wheel without extras, plus what the `examples` extra names.
-    run pip_quiet "$work/venv-latest/bin/pip" install "$wheel" $(examples_extra) || return 1
+    pip_quiet "$work/venv-latest/bin/pip" install "$wheel" $(examples_extra) || return 1
     run_examples "$work/venv-latest" "$work/run-latest"
 }
 
@@ -98,7 +98,7 @@ step_floor() {
     local pins; pins=$(floor_pins) || return 1
     echo "floor pins from pyproject.toml: $pins"
     new_venv "$work/venv-floor" || return 1
-    run pip_quiet "$work/venv-floor/bin/pip" install "$wheel" $(examples_extra) $pins || return 1
+    pip_quiet "$work/venv-floor/bin/pip" install "$wheel" $(examples_extra) $pins || return 1
     run_examples "$work/venv-floor" "$work/run-floor"
 }
 
@@ -109,7 +109,7 @@ step_clang() {
     fi
     clang++ --version | head -n 1
     new_venv "$work/venv-clang" || return 1
-    run pip_quiet "$work/venv-clang/bin/pip" install $(test_extra_and_runtime) || return 1
+    pip_quiet "$work/venv-clang/bin/pip" install $(test_extra_and_runtime) || return 1
     # The package itself, compiled by clang with warnings as errors (BRIDGE_WERROR).
     echo "+ CC=clang CXX=clang++ pip install --no-deps -v -Ccmake.define.BRIDGE_WERROR=ON $repo"
     CC=clang CXX=clang++ "$work/venv-clang/bin/pip" install --disable-pip-version-check --no-deps -v \
