@@ -695,12 +695,12 @@ class Estimator:
     # -- export ------------------------------------------------------------------------------
     def export_savedmodel(
         self,
-        export_dir_base,
-        serving_input_receiver_fn,
-        assets_extra=None,
-        as_text=False,
-        checkpoint_path=None,
-        strip_default_attrs=False,
+        export_dir_base: str | os.PathLike,
+        serving_input_receiver_fn: Callable[[], Any],
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+        strip_default_attrs: bool = False,
     ) -> bytes:
         """The TF 1.x name of :meth:`export_saved_model` (deprecated there too; same warning).
 
@@ -716,12 +716,12 @@ class Estimator:
 
     def export_saved_model(
         self,
-        export_dir_base,
-        serving_input_receiver_fn,
-        assets_extra=None,
-        as_text=False,
-        checkpoint_path=None,
-        experimental_mode=ModeKeys.PREDICT,
+        export_dir_base: str | os.PathLike,
+        serving_input_receiver_fn: Callable[[], Any],
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+        experimental_mode: str = ModeKeys.PREDICT,
     ) -> bytes:
         """Writes a SavedModel of the PREDICT graph to ``export_dir_base/<timestamp>``; returns its path (bytes)."""
         from bridge._export import export_saved_model

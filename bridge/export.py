@@ -89,7 +89,9 @@ class ServingInputReceiver(
 
     __slots__ = ()
 
-    def __new__(cls, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping | None = None):
+    def __new__(
+        cls, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping[str, Any] | None = None
+    ) -> ServingInputReceiver:
         features = _wrap_and_check(features, "feature", allow_int_keys=True)
         receiver_tensors = _wrap_and_check(receiver_tensors, "receiver_tensor")
         if receiver_tensors_alternatives is not None:
@@ -111,7 +113,9 @@ class TensorServingInputReceiver(
 
     __slots__ = ()
 
-    def __new__(cls, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping | None = None):
+    def __new__(
+        cls, features: Any, receiver_tensors: Any, receiver_tensors_alternatives: Mapping[str, Any] | None = None
+    ) -> TensorServingInputReceiver:
         if features is None:
             raise ValueError("features must be defined.")
         _check_tensor(features, None, "feature")
@@ -208,7 +212,7 @@ class SupervisedInputReceiver(collections.namedtuple("SupervisedInputReceiver", 
 
     __slots__ = ()
 
-    def __new__(cls, features: Any, labels: Any, receiver_tensors: Any):
+    def __new__(cls, features: Any, labels: Any, receiver_tensors: Any) -> SupervisedInputReceiver:
         for value, label in ((features, "feature"), (labels, "label")):
             if value is None:
                 raise ValueError(f"{label}s must be defined.")

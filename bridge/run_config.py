@@ -22,7 +22,10 @@ import numbers
 import os
 import sys
 import tempfile
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
+
+if TYPE_CHECKING:  # imported lazily at run time
+    import tensorflow as tf
 
 __all__ = ["RunConfig", "TaskType", "resolve_model_dir"]
 
@@ -753,7 +756,7 @@ class RunConfig:
     # -- TF_CONFIG-derived ----------------------------------------------------
 
     @property
-    def cluster_spec(self):
+    def cluster_spec(self) -> tf.train.ClusterSpec:
         """`tf.train.ClusterSpec` of the training cluster (empty when local or evaluator)."""
         if self._cluster is None:
             import tensorflow as tf

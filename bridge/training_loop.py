@@ -28,13 +28,16 @@ import logging
 import os
 import re
 import time
-from typing import Any, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 import tensorflow as tf
 
 from bridge._api_names import api_name
 from bridge._fn_args import fn_args
 from bridge.hooks import CheckpointSaverListener, SecondOrStepTimer, SessionRunHook
+
+if TYPE_CHECKING:
+    from bridge.estimator import Estimator
 
 logger = logging.getLogger("bridge")
 
@@ -108,7 +111,13 @@ class TrainSpec(collections.namedtuple("TrainSpec", ["input_fn", "max_steps", "h
 
     __slots__ = ()
 
-    def __new__(cls, input_fn: Callable, max_steps: int | None = None, hooks: Iterable = None, saving_listeners: Iterable = None):
+    def __new__(
+        cls,
+        input_fn: Callable[..., Any],
+        max_steps: int | None = None,
+        hooks: Iterable[SessionRunHook] | None = None,
+        saving_listeners: Iterable[CheckpointSaverListener] | None = None,
+    ) -> TrainSpec:
         _validate_input_fn(input_fn)
         if max_steps is not None and max_steps <= 0:
             raise ValueError(f"Must specify max_steps > 0, given: {max_steps}")
@@ -136,14 +145,14 @@ class EvalSpec(
 
     def __new__(
         cls,
-        input_fn: Callable,
+        input_fn: Callable[..., Any],
         steps: int | None = 100,
         name: str | None = None,
-        hooks: Iterable = None,
-        exporters: Any = None,
+        hooks: Iterable[SessionRunHook] | None = None,
+        exporters: Exporter | Iterable[Exporter] | None = None,
         start_delay_secs: float = 120,
         throttle_secs: float = 600,
-    ):
+    ) -> EvalSpec:
         _validate_input_fn(input_fn)
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
@@ -203,7 +212,9 @@ class _SavedModelExporter(Exporter):
     def name(self) -> str:
         return self._name
 
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+    def export(
+        self, estimator: Any, export_path: str, checkpoint_path: str, eval_result: Mapping[str, Any], is_the_final_export: bool
+    ) -> bytes | None:
         del eval_result, is_the_final_export
         return estimator.export_saved_model(
             export_path,
@@ -268,7 +279,9 @@ class LatestExporter(_SavedModelExporterBase):
     ) -> None:
         super().__init__(name, serving_input_receiver_fn, assets_extra, as_text, exports_to_keep)
 
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+    def export(
+        self, estimator: Any, export_path: str, checkpoint_path: str, eval_result: Mapping[str, Any], is_the_final_export: bool
+    ) -> bytes | None:
         return self._export_and_collect(estimator, export_path, checkpoint_path, eval_result, is_the_final_export)
 
 
@@ -278,7 +291,9 @@ class FinalExporter(_SavedModelExporterBase):
     def __init__(self, name: str, serving_input_receiver_fn: Callable, assets_extra: Mapping | None = None, as_text: bool = False) -> None:
         super().__init__(name, serving_input_receiver_fn, assets_extra, as_text, exports_to_keep=None)
 
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+    def export(
+        self, estimator: Any, export_path: str, checkpoint_path: str, eval_result: Mapping[str, Any], is_the_final_export: bool
+    ) -> bytes | None:
         if not is_the_final_export:
             return None
         logger.info("Performing the final export in the end of training.")
@@ -334,7 +349,9 @@ class BestExporter(_SavedModelExporterBase):
         self._best_eval_result: dict[str, Any] | None = None
         self._has_exported = False
 
-    def export(self, estimator, export_path, checkpoint_path, eval_result, is_the_final_export):
+    def export(
+        self, estimator: Any, export_path: str, checkpoint_path: str, eval_result: Mapping[str, Any], is_the_final_export: bool
+    ) -> bytes | None:
         if self._model_dir != estimator.model_dir and self._event_file_pattern:
             logger.info("Loading best metric from event files.")
             self._model_dir = estimator.model_dir
@@ -464,7 +481,9 @@ def _assert_eval_spec(eval_spec: Any) -> None:
         raise TypeError(f"`eval_spec` must have type `{api_name('EvalSpec')}`. Got: {type(eval_spec)}")
 
 
-def train_and_evaluate(estimator: Any, train_spec: TrainSpec, eval_spec: EvalSpec) -> tuple[dict | None, list | None]:
+def train_and_evaluate(
+    estimator: Estimator, train_spec: TrainSpec, eval_spec: EvalSpec
+) -> tuple[dict[str, Any] | None, list[Any] | None]:
     """Trains ``estimator`` to ``train_spec.max_steps``, evaluating and exporting along the way.
 
     Locally: evaluation after each checkpoint save (no more often than

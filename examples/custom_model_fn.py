@@ -75,10 +75,8 @@ def model_fn(features, labels, mode, params):
 
     train_op = bridge.minimize(loss, keras.optimizers.Adam(params["learning_rate"]))
     batch_accuracy = tf.reduce_mean(tf.cast(tf.equal(class_ids, labels), tf.float32))
-    logging_hook = bridge.LoggingTensorHook(
-        {"loss": loss, "batch_accuracy": batch_accuracy, "step": tf.compat.v1.train.get_global_step()},
-        every_n_iter=params["log_every"],
-    )
+    # The runtime already logs loss and step every log_step_count_steps; this hook adds the batch accuracy.
+    logging_hook = bridge.LoggingTensorHook({"batch_accuracy": batch_accuracy}, every_n_iter=params["log_every"])
     return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, training_hooks=[logging_hook])
 
 
