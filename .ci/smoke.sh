@@ -65,9 +65,10 @@ run_examples() {
         "$venv/bin/python" -c "import bridge, keras, tensorflow as tf, sys; \
 print('bridge from', bridge.__file__); print('tensorflow', tf.__version__, '| keras', keras.__version__); \
 sys.exit(0 if bridge.__file__.startswith(sys.prefix) else 'bridge is not imported from the venv')"
-        for example in custom_model_fn keras_to_estimator streaming_metrics breast_cancer_metrics; do
-            echo "--- examples/$example.py"
-            "$venv/bin/python" "examples/$example.py" > "$example.log" 2>&1 || { tail -n 40 "$example.log"; exit 1; }
+        for script in examples/*.py; do  # every example, as the README runs it (no arguments)
+            example=$(basename "$script" .py)
+            echo "--- $script"
+            "$venv/bin/python" "$script" > "$example.log" 2>&1 || { tail -n 40 "$example.log"; exit 1; }
             tail -n 2 "$example.log"
         done
         echo "--- examples/distributed/launch_local_cluster.py --workers 2 --evaluator"

@@ -82,7 +82,15 @@ def __dir__() -> list[str]:
     return __all__
 
 
-if TYPE_CHECKING:  # static tools see the real names
+if TYPE_CHECKING:  # static tools (and py.typed users) see the real names; tests/test_typing.py checks
+    from bridge import experimental, export, export_output, hooks, inputs, metrics
+    from bridge._writer_hooks import (
+        CheckpointSaverHook,
+        FeedFnHook,
+        FinalOpsHook,
+        ProfilerHook,
+        SummarySaverHook,
+    )
     from bridge.canned import (
         BaselineClassifier,
         BaselineEstimator,
@@ -105,11 +113,13 @@ if TYPE_CHECKING:  # static tools see the real names
         PoissonRegressionHead,
         RegressionHead,
     )
+    from bridge.compat.namespace import install_as_tf_estimator
     from bridge.estimator import Estimator
-    from bridge._writer_hooks import CheckpointSaverHook, FeedFnHook, FinalOpsHook, ProfilerHook, SummarySaverHook
     from bridge.estimator_spec import EstimatorSpec
+    from bridge.extenders import add_metrics
     from bridge.hooks import (
         CheckpointSaverListener,
+        GlobalStepWaiterHook,
         LoggingTensorHook,
         NanLossDuringTrainingError,
         NanTensorHook,
@@ -121,7 +131,18 @@ if TYPE_CHECKING:  # static tools see the real names
         StepCounterHook,
         StopAtStepHook,
     )
+    from bridge.keras_bridge import estimator_to_keras, model_to_estimator
     from bridge.mode_keys import ModeKeys
+    from bridge.parsing_utils import classifier_parse_example_spec, regressor_parse_example_spec
     from bridge.run_config import RunConfig
     from bridge.training import minimize
-    from bridge.warm_start import WarmStartSettings
+    from bridge.training_loop import (
+        BestExporter,
+        EvalSpec,
+        Exporter,
+        FinalExporter,
+        LatestExporter,
+        TrainSpec,
+        train_and_evaluate,
+    )
+    from bridge.warm_start import VocabInfo, WarmStartSettings
