@@ -132,6 +132,30 @@ def test_stale_owner_pid_is_taken_over(tmp_path):
         assert (tmp_path / _trainer_lock.LOCK_NAME).read_text() == str(os.getpid())
 
 
+def test_lock_of_a_dead_owner_pid_is_waited_for_then_taken(tmp_path):
+    # The lock is still held (as while an OS releases a dead owner's lock) but the PID in the
+    # file no longer runs: the next trainer waits for the release instead of failing at once.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    code = (
+        "import os, sys, time; sys.path.insert(0, sys.argv[2]); from bridge._trainer_lock import TrainerLock\n"
+        "with TrainerLock(sys.argv[1]) as lock:\n"
+        "    os.ftruncate(lock._fd, 0); os.pwrite(lock._fd, sys.argv[3].encode(), 0)\n"
+        "    print('locked', flush=True); time.sleep(1.0)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path), os.getcwd(), str(dead.pid)],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == b"locked"
+        start = time.monotonic()
+        with TrainerLock(str(tmp_path)):
+            waited = time.monotonic() - start
+        assert 0.3 < waited < _trainer_lock._STALE_RETRY_SECS
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_lock_module_has_no_top_level_posix_only_import():
     tree = ast.parse(open(_trainer_lock.__file__).read())
     top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
