@@ -188,13 +188,6 @@ def latest_checkpoint(model_dir: str | None) -> str | None:
     return find_checkpoint(model_dir)
 
 
-def has_checkpoint_files(model_dir: str | None) -> bool:
-    """Whether model_dir holds any checkpoint file (intact or not)."""
-    return bool(model_dir) and (
-        os.path.exists(os.path.join(model_dir, STATE_FILE)) or bool(_prefixes_on_disk(model_dir))
-    )
-
-
 def read_global_step(checkpoint_path: str | None) -> int:
     """The global step stored in a checkpoint; 0 when there is none or it has no step."""
     if not checkpoint_path:
