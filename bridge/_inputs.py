@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from typing import Any, Callable, NamedTuple
 
 import tensorflow as tf
 
+from bridge._extensions import Registry
 from bridge._fn_args import fn_args
 
 logger = logging.getLogger("bridge")
@@ -33,8 +35,29 @@ class Input(NamedTuple):
         return element, None
 
 
+class InputFnCall:
+    """One input_fn call, as extensions see it: ``result`` is what input_fn returned (replaceable)."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.result: Any = None
+
+
+# Extensions (bridge.compat) register ``factory(call) -> context manager``, entered around every
+# input_fn call; on exit a scope may replace ``call.result`` (e.g. iterator outputs -> dataset).
+_input_fn_scopes: Registry[Callable[[InputFnCall], contextlib.AbstractContextManager]] = Registry(("bridge.compat",))
+
+
+def register_input_fn_scope(factory: Callable[[InputFnCall], contextlib.AbstractContextManager]) -> None:
+    _input_fn_scopes.register(factory)
+
+
 def call_input_fn(input_fn: Callable, mode: str, params: dict, config: Any, input_context: Any = None) -> Any:
-    """Calls input_fn with the arguments it declares among mode, params, config, input_context."""
+    """Calls input_fn with the arguments it declares among mode, params, config, input_context.
+
+    Registered extensions' scopes are entered around the call (see ``register_input_fn_scope``).
+    """
+
     declared = fn_args(input_fn)
     kwargs: dict[str, Any] = {}
     if "mode" in declared:
@@ -45,8 +68,12 @@ def call_input_fn(input_fn: Callable, mode: str, params: dict, config: Any, inpu
         kwargs["config"] = copy.deepcopy(config)
     if "input_context" in declared and input_context is not None:
         kwargs["input_context"] = input_context
-    with tf.device("/cpu:0"):
-        return input_fn(**kwargs)
+    call = InputFnCall(mode)
+    with tf.device("/cpu:0"), contextlib.ExitStack() as stack:
+        for factory in _input_fn_scopes.items():
+            stack.enter_context(factory(call))
+        call.result = input_fn(**kwargs)
+    return call.result
 
 
 def _is_pair(value: Any) -> bool:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import importlib
 
 # Each module registers its model_fn scope (bridge._model_fn_scopes.register) when imported.
-# hooks registers its adapter for tf.compat.v1.train hooks (bridge.hooks.register_adapter).
+# hooks registers its adapter for tf.compat.v1.train hooks (bridge.hooks.register_adapter), inputs
+# its input_fn scope for v1 iterators (bridge._inputs.register_input_fn_scope).
 _SCOPED_MODULES: tuple[str, ...] = (
     "layers", "summaries", "init_from_checkpoint", "regularization", "optimizers", "metrics", "keras2_api", "hooks",
-    "scaffold",
+    "scaffold", "inputs",
 )
 
 for _name in _SCOPED_MODULES:

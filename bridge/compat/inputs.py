@@ -28,8 +28,9 @@ What carries over from 2.15 (recorded in tests/fixtures/legacy_2_15/inputs/):
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -209,3 +210,106 @@ def pandas_input_fn(
 
 
 __all__ = ["numpy_input_fn", "pandas_input_fn"]
+
+
+# -- input_fns returning an iterator's get_next() ----------------------------------------------
+# TF 1.x input_fns often ended with ``tf.compat.v1.data.make_one_shot_iterator(dataset).get_next()``
+# (or ``make_initializable_iterator``, or the v1 Dataset methods of the same names). Eagerly that
+# yields the first batch as constants, which the runtime would repeat forever. While bridge calls
+# an input_fn, those functions hand out iterators that remember their dataset; when input_fn
+# returns exactly (a rearrangement of) their get_next() values, bridge uses the dataset instead,
+# so the batches succeed each other and end with the data, as in 2.15. An initializable
+# iterator starts at the beginning of its data at every Estimator call, which is what running its
+# initializer once did; ``iterator.initializer`` is a no-op.
+
+
+class _RecordedIterator:
+    """Stands for a v1 iterator during input_fn: ``get_next()`` returns placeholders of its element."""
+
+    def __init__(self, dataset: Any) -> None:
+        import tensorflow as tf
+
+        self.dataset = dataset
+        self.element = tf.nest.map_structure(
+            lambda spec: tf.zeros([1 if d is None else d for d in spec.shape], spec.dtype), dataset.element_spec
+        )
+
+    def get_next(self, name: str | None = None) -> Any:
+        return self.element
+
+    @property
+    def initializer(self) -> Any:
+        return None  # the dataset restarts at every Estimator call
+
+    @property
+    def element_spec(self) -> Any:
+        return self.dataset.element_spec
+
+    @property
+    def output_types(self) -> Any:
+        import tensorflow as tf
+
+        return tf.compat.v1.data.get_output_types(self.dataset)
+
+    @property
+    def output_shapes(self) -> Any:
+        import tensorflow as tf
+
+        return tf.compat.v1.data.get_output_shapes(self.dataset)
+
+
+def _dataset_for(result: Any, iterators: list[_RecordedIterator]) -> Any:
+    """The dataset that yields ``result``'s structure batch after batch, or ``result`` if no iterator was used."""
+    import tensorflow as tf
+
+    if not iterators:
+        return result
+    if isinstance(result, tf.data.Dataset):
+        return result
+    leaves = tf.nest.flatten(result)
+    for iterator in iterators:
+        element = tf.nest.flatten(iterator.element)
+        positions = [next((i for i, e in enumerate(element) if e is leaf), None) for leaf in leaves]
+        if leaves and None not in positions:
+            def rearrange(*args: Any, positions: list[int] = positions) -> Any:
+                flat = tf.nest.flatten(args)
+                return tf.nest.pack_sequence_as(result, [flat[p] for p in positions])
+
+            return iterator.dataset.map(rearrange)
+    raise ValueError(
+        "input_fn made a tf.compat.v1.data iterator but returned tensors computed from its get_next(). "
+        "In TensorFlow 2 they would hold only the first batch. Return iterator.get_next() as it is (or its "
+        "parts rearranged), or apply the computation with dataset.map(...) and return the dataset."
+    )
+
+
+@contextlib.contextmanager
+def _iterator_scope(call: Any) -> Iterator[None]:
+    import tensorflow as tf
+    from tensorflow.python.data.ops import dataset_ops
+
+    from bridge.compat._patching import attributes_set
+
+    iterators: list[_RecordedIterator] = []
+
+    def make_iterator(dataset: Any, *args: Any, **kwargs: Any) -> _RecordedIterator:
+        iterators.append(_RecordedIterator(dataset))
+        return iterators[-1]
+
+    def method(self: Any, *args: Any, **kwargs: Any) -> _RecordedIterator:
+        return make_iterator(self)
+
+    functions = {"make_one_shot_iterator": make_iterator, "make_initializable_iterator": make_iterator}
+    methods = {"make_one_shot_iterator": method, "make_initializable_iterator": method}
+    with attributes_set(tf.compat.v1.data, functions), attributes_set(dataset_ops.DatasetV1, methods):
+        yield
+    call.result = _dataset_for(call.result, iterators)
+
+
+def _register() -> None:
+    from bridge._inputs import register_input_fn_scope
+
+    register_input_fn_scope(_iterator_scope)
+
+
+_register()
