@@ -1,4 +1,9 @@
-"""``numpy_input_fn`` and ``pandas_input_fn`` with tf.estimator 2.15's arguments and batches.
+"""TF 1.x input_fns: ``numpy_input_fn`` / ``pandas_input_fn``, and input_fns returning a v1 iterator.
+
+The second part (input_fns ending in ``make_one_shot_iterator(dataset).get_next()``) is at
+the end of this module: a scope the runtime enters around every input_fn call.
+
+``numpy_input_fn`` and ``pandas_input_fn`` take tf.estimator 2.15's arguments and give its batches.
 
 tf.estimator fed these through queues and Python feeding threads, one batch at a time. Here
 the whole arrays become tensors once, and a ``tf.data`` pipeline of row *indices* (range,
@@ -271,6 +276,9 @@ def _dataset_for(result: Any, iterators: list[_RecordedIterator]) -> Any:
         element = tf.nest.flatten(iterator.element)
         positions = [next((i for i, e in enumerate(element) if e is leaf), None) for leaf in leaves]
         if leaves and None not in positions:
+            if positions == list(range(len(element))) and _same_structure(result, iterator.element):
+                return iterator.dataset  # get_next() returned as it is
+
             def rearrange(*args: Any, positions: list[int] = positions) -> Any:
                 flat = tf.nest.flatten(args)
                 return tf.nest.pack_sequence_as(result, [flat[p] for p in positions])
@@ -283,12 +291,20 @@ def _dataset_for(result: Any, iterators: list[_RecordedIterator]) -> Any:
     )
 
 
+def _same_structure(a: Any, b: Any) -> bool:
+    import tensorflow as tf
+
+    try:
+        tf.nest.assert_same_structure(a, b)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def _iterator_scope(call: Any) -> Iterator[None]:
     import tensorflow as tf
     from tensorflow.python.data.ops import dataset_ops
-
-    from bridge.compat._patching import attributes_set
 
     iterators: list[_RecordedIterator] = []
 
@@ -299,10 +315,18 @@ def _iterator_scope(call: Any) -> Iterator[None]:
     def method(self: Any, *args: Any, **kwargs: Any) -> _RecordedIterator:
         return make_iterator(self)
 
-    functions = {"make_one_shot_iterator": make_iterator, "make_initializable_iterator": make_iterator}
-    methods = {"make_one_shot_iterator": method, "make_initializable_iterator": method}
-    with attributes_set(tf.compat.v1.data, functions), attributes_set(dataset_ops.DatasetV1, methods):
+    names = ("make_one_shot_iterator", "make_initializable_iterator")
+    # setattr/getattr, not __dict__: tf.compat.v1.data is a TFModuleWrapper that caches what it hands out.
+    targets = [(tf.compat.v1.data, make_iterator), (dataset_ops.DatasetV1, method)]
+    saved = [(target, name, getattr(target, name)) for target, _ in targets for name in names]
+    try:
+        for target, replacement in targets:
+            for name in names:
+                setattr(target, name, replacement)
         yield
+    finally:
+        for target, name, original in saved:
+            setattr(target, name, original)
     call.result = _dataset_for(call.result, iterators)
 
 
