@@ -203,3 +203,29 @@ def test_a_bridge_model_dir_has_2_15s_names_for_tf_train_readers(tmp_path):
     assert shapes == recorded["variables"]
     assert tf.train.load_checkpoint(model_dir).get_tensor("training/Ftrl/iter") == 2
     assert os.path.exists(os.path.join(model_dir, "checkpoint"))
+
+
+def test_head_based_estimator_with_multi_head_and_multi_label(columns, tmp_path):
+    """DNNEstimator over a MultiHead (a multi-label and a regression head) trains, evaluates, predicts
+    and exports with 2.15's keys."""
+    dense, _ = columns
+    head = bridge.MultiHead([bridge.MultiLabelHead(3, name="tags"), bridge.RegressionHead(name="score")])
+    est = bridge.DNNEstimator(head, [4], dense, model_dir=str(tmp_path / "model"))
+    labels = {"tags": RNG.randint(0, 2, (N, 3)), "score": RNG.randn(N, 1).astype(np.float32)}
+
+    def fn():
+        return tf.data.Dataset.from_tensor_slices((FEATURES, labels)).batch(4)
+
+    est.train(fn, steps=3)
+    result = est.evaluate(fn)
+    assert set(result) == {"auc/tags", "auc_precision_recall/tags", "average_loss/tags", "loss/tags",
+                           "average_loss/score", "label/mean/score", "prediction/mean/score", "loss/score",
+                           "loss", "global_step"}
+    prediction = next(est.predict(fn))
+    assert set(prediction) == {("tags", "logits"), ("tags", "probabilities"), ("tags", "classes"),
+                               ("score", "predictions")}
+    spec = fc.make_parse_example_spec(dense)
+    path = est.export_saved_model(str(tmp_path / "export"), bridge.export.build_parsing_serving_input_receiver_fn(spec))
+    assert set(tf.saved_model.load(path.decode()).signatures) == {
+        "serving_default", "tags", "tags/classification", "tags/predict", "score", "score/regression",
+        "score/predict", "predict"}
