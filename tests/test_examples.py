@@ -14,7 +14,10 @@ EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 
 @pytest.mark.parametrize(
     "script",
-    ["custom_model_fn.py", "keras_to_estimator.py", "breast_cancer_metrics.py", "early_stopping.py", "canned.py"],
+    [
+        "custom_model_fn.py", "keras_to_estimator.py", "breast_cancer_metrics.py", "early_stopping.py", "canned.py",
+        "legacy_script.py",
+    ],
 )
 def test_example_runs(script, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
