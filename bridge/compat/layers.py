@@ -640,9 +640,37 @@ def dropout(
     return Dropout(rate, noise_shape, seed, name=name)(inputs, training=training)
 
 
+# TF1 layers bridge does not reproduce, with the Keras 3 layer to use instead (its variables are
+# named by Keras, not as TF1 named them).
+NOT_PROVIDED = {
+    "conv2d_transpose": "Conv2DTranspose",
+    "conv3d_transpose": "Conv3DTranspose",
+    "separable_conv1d": "SeparableConv1D",
+    "separable_conv2d": "SeparableConv2D",
+    "Conv2DTranspose": "Conv2DTranspose",
+    "Conv3DTranspose": "Conv3DTranspose",
+    "SeparableConv1D": "SeparableConv1D",
+    "SeparableConv2D": "SeparableConv2D",
+}
+
+
+def _not_provided(name: str, replacement: str) -> Callable[..., Any]:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(
+            f"bridge provides tf.compat.v1.layers.{name} only for dense, conv1d-3d, pooling, flatten, dropout and "
+            f"batch_normalization; use keras.layers.{replacement} inside model_fn instead (its variables are "
+            "named by Keras, so a TF1 checkpoint needs WarmStartSettings(var_name_to_prev_var_name=...))."
+        )
+
+    refuse.__name__ = name
+    return refuse
+
+
 def public_names() -> dict[str, Any]:
     """What ``tf.compat.v1.layers`` offers inside a bridge model_fn."""
-    return {name: globals()[name] for name in __all__}
+    names: dict[str, Any] = {name: _not_provided(name, keras) for name, keras in NOT_PROVIDED.items()}
+    names.update({name: globals()[name] for name in __all__})
+    return names
 
 
 @contextlib.contextmanager

@@ -116,3 +116,8 @@ def test_training_given_as_a_tensor_behaves_as_the_python_bool():
     kept = dropped != 0
     assert 0.3 < kept.mean() < 0.7
     np.testing.assert_allclose(dropped[kept], 2.0 * out["x"][kept], rtol=1e-6)
+
+
+def test_tf1_layers_bridge_does_not_reproduce_name_the_keras_replacement():
+    with pytest.raises(NotImplementedError, match=r"keras\.layers\.Conv2DTranspose"):
+        _names_in_model_fn(lambda x, i: tf.compat.v1.layers.conv2d_transpose(i, 2, 3))
