@@ -151,3 +151,38 @@ def test_opt_in_exact_auc_matches_scikit_learn(tmp_path):
     np.testing.assert_allclose(result["auc"], roc_auc_score(labels, scores, sample_weight=weights), rtol=1e-6)
     np.testing.assert_allclose(result["auc_precision_recall"],
                                average_precision_score(labels, scores, sample_weight=weights), rtol=1e-6)
+
+
+class _MeanAbsoluteHead(bridge.Head):
+    """A user's head written against 2.15's interface, with Keras metric objects."""
+
+    name = None
+    logits_dimension = 1
+    loss_reduction = "sum_over_batch_size"
+
+    def loss(self, labels, logits, features=None, mode=None, regularization_losses=None):
+        return tf.reduce_mean(tf.abs(tf.cast(labels, tf.float32) - logits))
+
+    def predictions(self, logits, keys=None):
+        return {"predictions": logits}
+
+    def metrics(self, regularization_losses=None):
+        return {"mae": keras.metrics.MeanAbsoluteError()}
+
+    def update_metrics(self, eval_metrics, features, logits, labels, regularization_losses=None):
+        eval_metrics["mae"].update_state(tf.cast(labels, tf.float32), logits)
+        return eval_metrics
+
+
+def test_a_user_subclass_of_head_drives_an_estimator(tmp_path):
+    head = _MeanAbsoluteHead()
+    fact = RECORDED["cases"]["poisson"]
+    est = estimator(head, tmp_path, regularization=False)
+    result = est.evaluate(input_fn(fact), steps=1)
+    want = np.mean(np.abs(np.asarray(fact["labels"]) - np.asarray(fact["logits"])))
+    np.testing.assert_allclose([result["mae"], result["loss"]], [want, want], rtol=1e-5)
+    est.train(input_fn(fact), steps=1)
+    assert est.get_variable_value("global_step") == 1
+    path = est.export_saved_model(str(tmp_path / "export"), bridge.export.build_raw_serving_input_receiver_fn(
+        {"logits": tf.TensorSpec([None, 1], tf.float32), "w": tf.TensorSpec([None, 1], tf.float32)}))
+    assert set(tf.saved_model.load(path.decode()).signatures) == {"serving_default", "predict"}

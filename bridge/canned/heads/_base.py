@@ -347,9 +347,10 @@ class Head(abc.ABC):
     def _summary_key(self, key: str) -> str:
         return f"{key}/{self.name}" if self.name else key
 
-    @abc.abstractmethod
     def _export_outputs(self, predictions: dict[str, tf.Tensor]) -> dict[str, Any]:
-        """Serving signatures of the predictions."""
+        """Serving signatures of the predictions (here: all of them, as ``serving_default`` and ``predict``)."""
+        output = export_output.PredictOutput(predictions)
+        return {DEFAULT_SERVING_KEY: output, PREDICT_SERVING_KEY: output}
 
     def create_estimator_spec(
         self,
