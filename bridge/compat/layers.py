@@ -33,6 +33,7 @@ __all__ = [
     "Conv1D",
     "Conv2D",
     "Conv3D",
+    "Conv2DTranspose",
     "MaxPooling1D",
     "MaxPooling2D",
     "MaxPooling3D",
@@ -46,6 +47,7 @@ __all__ = [
     "conv1d",
     "conv2d",
     "conv3d",
+    "conv2d_transpose",
     "max_pooling1d",
     "max_pooling2d",
     "max_pooling3d",
@@ -325,6 +327,43 @@ class _Conv(_KernelLayer):
         outputs = tf.nn.convolution(
             inputs, self.kernel, strides=self.strides, padding=self.padding, data_format=data_format, dilations=self.dilation_rate
         )
+        return self._finish(outputs, "NCHW" if self.channels_first else "NHWC")
+
+
+class Conv2DTranspose(_Conv):
+    """Transposed 2-D convolution; kernel ``[height, width, filters, in_channels]`` as in TF1."""
+
+    _rank = 2
+
+    def build(self, input_shape: tf.TensorShape) -> None:
+        channels = tf.compat.dimension_value(input_shape[1 if self.channels_first else -1])
+        if channels is None:
+            raise ValueError("The channel dimension of the inputs should be defined. Found `None`.")
+        if self.dilation_rate != (1, 1):
+            raise NotImplementedError("conv2d_transpose with dilation_rate is not provided; use keras.layers.Conv2DTranspose.")
+        self._build_kernel_and_bias([*self.kernel_size, self.filters, channels], self.filters)
+
+    def _output_size(self, size: Any, kernel: int, stride: int) -> Any:
+        # TF1's rule: 'same' multiplies by the stride; 'valid' also adds what the kernel overhangs.
+        return size * stride if self.padding == "SAME" else size * stride + max(kernel - stride, 0)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        shape = tf.shape(inputs)
+        spatial = (2, 3) if self.channels_first else (1, 2)
+        height, width = (self._output_size(shape[a], k, s) for a, k, s in zip(spatial, self.kernel_size, self.strides))
+        if self.channels_first:
+            output_shape = tf.stack([shape[0], self.filters, height, width])
+        else:
+            output_shape = tf.stack([shape[0], height, width, self.filters])
+        outputs = tf.nn.conv2d_transpose(
+            inputs, self.kernel, output_shape, strides=self.strides, padding=self.padding,
+            data_format="NCHW" if self.channels_first else "NHWC",
+        )
+        static = [tf.compat.dimension_value(inputs.shape[a]) for a in spatial]
+        if all(size is not None for size in static):
+            sizes = [self._output_size(size, k, st) for size, k, st in zip(static, self.kernel_size, self.strides)]
+            batch = inputs.shape[0]
+            outputs.set_shape([batch, self.filters, *sizes] if self.channels_first else [batch, *sizes, self.filters])
         return self._finish(outputs, "NCHW" if self.channels_first else "NHWC")
 
 
@@ -619,6 +658,7 @@ dense = _functional(Dense)
 conv1d = _functional(Conv1D)
 conv2d = _functional(Conv2D)
 conv3d = _functional(Conv3D)
+conv2d_transpose = _functional(Conv2DTranspose)
 max_pooling1d = _functional(MaxPooling1D)
 max_pooling2d = _functional(MaxPooling2D)
 max_pooling3d = _functional(MaxPooling3D)
@@ -643,11 +683,9 @@ def dropout(
 # TF1 layers bridge does not reproduce, with the Keras 3 layer to use instead (its variables are
 # named by Keras, not as TF1 named them).
 NOT_PROVIDED = {
-    "conv2d_transpose": "Conv2DTranspose",
     "conv3d_transpose": "Conv3DTranspose",
     "separable_conv1d": "SeparableConv1D",
     "separable_conv2d": "SeparableConv2D",
-    "Conv2DTranspose": "Conv2DTranspose",
     "Conv3DTranspose": "Conv3DTranspose",
     "SeparableConv1D": "SeparableConv1D",
     "SeparableConv2D": "SeparableConv2D",
@@ -657,8 +695,8 @@ NOT_PROVIDED = {
 def _not_provided(name: str, replacement: str) -> Callable[..., Any]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise NotImplementedError(
-            f"bridge provides tf.compat.v1.layers.{name} only for dense, conv1d-3d, pooling, flatten, dropout and "
-            f"batch_normalization; use keras.layers.{replacement} inside model_fn instead (its variables are "
+            f"bridge does not provide tf.compat.v1.layers.{name} (it provides dense, conv1d-3d, conv2d_transpose, "
+            f"pooling, flatten, dropout and batch_normalization); use keras.layers.{replacement} inside model_fn instead (its variables are "
             "named by Keras, so a TF1 checkpoint needs WarmStartSettings(var_name_to_prev_var_name=...))."
         )
 

@@ -119,5 +119,24 @@ def test_training_given_as_a_tensor_behaves_as_the_python_bool():
 
 
 def test_tf1_layers_bridge_does_not_reproduce_name_the_keras_replacement():
-    with pytest.raises(NotImplementedError, match=r"keras\.layers\.Conv2DTranspose"):
-        _names_in_model_fn(lambda x, i: tf.compat.v1.layers.conv2d_transpose(i, 2, 3))
+    with pytest.raises(NotImplementedError, match=r"keras\.layers\.SeparableConv2D"):
+        _names_in_model_fn(lambda x, i: tf.compat.v1.layers.separable_conv2d(i, 2, 3))
+
+
+CONV_TRANSPOSE = facts("conv_transpose")
+CONV_TRANSPOSE_RECORD = module("conv_transpose", "record")
+
+
+@pytest.mark.parametrize("case", sorted(CONV_TRANSPOSE["cases"]))
+def test_conv2d_transpose_names_shapes_and_outputs_match_2_15(case):
+    expected = CONV_TRANSPOSE["cases"][case]
+
+    def model_fn(features, labels, mode):
+        out = CONV_TRANSPOSE_RECORD.build(case)
+        CONV_TRANSPOSE_RECORD.build(case)
+        assert {v.name: v.shape.as_list() for v in tf.compat.v1.global_variables()} == expected["variables"]
+        return bridge.EstimatorSpec(mode, predictions=out)
+
+    estimator = bridge.Estimator(model_fn, config=_config())
+    rows = list(estimator.predict(lambda: tf.data.Dataset.from_tensors({"x": np.zeros((2, 1), np.float32)})))
+    np.testing.assert_allclose(np.stack(rows), expected["output"], rtol=1e-5, atol=1e-6)
