@@ -85,13 +85,19 @@ def minimize(
         )
     # So that a checkpoint of another optimizer family can be mapped onto its state.
     _variables.add_state_owner(optimizer, getattr(optimizer, "iterations", None))
+    graph = tf.compat.v1.get_default_graph()
+    first = len(graph.get_operations())
     if not _apply_fused_adam(optimizer, pairs):
         optimizer.apply_gradients(pairs)
+    # The train_op depends on every update the optimizer made, as a v1 optimizer's did: the
+    # step runs what its outputs need (bridge/_prune.py), and a Keras optimizer's writes to
+    # variables it did not create (tf.compat.v1.layers, get_variable) are needed only this way.
+    updates = [op for op in graph.get_operations()[first:] if op._is_stateful]  # pylint: disable=protected-access
     if global_step is None:
-        return tf.no_op(name="train_op")
+        return tf.group(*updates, name="train_op")
     # Only a step that computed its gradients (had input) counts; without the dependency the
     # increment, which reads no input, may run in the call that finds the input exhausted.
-    with tf.control_dependencies([g for g, _ in pairs]):
+    with tf.control_dependencies([g for g, _ in pairs] + updates):
         return global_step.assign_add(1, read_value=False)
 
 
