@@ -54,8 +54,8 @@ def minimize(
             "Call it from the model_fn that the Estimator traces."
         )
     if _current_mode.get() not in (None, "train"):
-        # tf.estimator only ran train_op in TRAIN; bridge runs every stateful op model_fn
-        # builds, so outside TRAIN the update must not be built at all.
+        # EVAL and PREDICT would not run the update anyway (only what their outputs need runs,
+        # see bridge._prune); not building it saves tracing the gradients and the optimizer.
         return tf.no_op(name="train_op")
     if var_list is None:
         var_list = tf.compat.v1.trainable_variables()
