@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke checks of the package as a user installs it (called by .ci/run after the test suite).
 #
-#   wheel   build the sdist, then the wheel from the sdist; check both hold LICENSE (and the wheel py.typed)
+#   wheel   build the sdist, then the wheel from the sdist; twine check; both hold LICENSE (the wheel py.typed)
 #   latest  fresh venv outside the checkout, the wheel WITHOUT extras plus the `examples` extra's packages,
 #           newest TensorFlow/Keras: every example and the README snippet
 #   floor   the same with TensorFlow and Keras pinned to the floors declared in pyproject.toml
@@ -31,12 +31,13 @@ new_venv() {  # new_venv DIR: a fresh venv with an up-to-date pip
 the_wheel() { ls "$work"/dist/estimator_bridge-*.whl 2>/dev/null | head -n 1; }
 
 step_wheel() {
-    rm -rf "$work/dist" && new_venv "$work/tools" && pip_quiet "$work/tools/bin/pip" install build || return 1
+    rm -rf "$work/dist" && new_venv "$work/tools" && pip_quiet "$work/tools/bin/pip" install build twine || return 1
     run "$work/tools/bin/python" -m build --outdir "$work/dist" "$repo" > "$work/build.log" 2>&1 \
         || { tail -n 40 "$work/build.log"; return 1; }
     local sdist wheel
     sdist=$(ls "$work"/dist/estimator_bridge-*.tar.gz) wheel=$(the_wheel)
     echo "built: $(basename "$sdist") $(basename "$wheel")"
+    run "$work/tools/bin/twine" check --strict "$sdist" "$wheel" || return 1  # PyPI renders the description
     "$work/tools/bin/python" - "$sdist" "$wheel" <<'EOF'
 import sys, tarfile, zipfile
 sdist, wheel = sys.argv[1:]
