@@ -5,17 +5,22 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import bridge
+
+# the bridge under test (the installed package in CI, a source tree with its built extension in development)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__)))
 
 
 def _run(code: str) -> str:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True, timeout=300,
+        cwd=tempfile.gettempdir(),  # `python -c` puts cwd first on sys.path: keep a checkout's bridge/ out
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
@@ -119,11 +124,13 @@ def test_a_legacy_script_runs_after_the_install_line(tmp_path):
 
         x = np.random.RandomState(0).randn(64, 3).astype(np.float32)
         y = (x[:, 0] > 0).astype(np.int32)
-        est = tf.estimator.Estimator(model_fn, model_dir={str(tmp_path)!r})
+        # seeded (initial weights, shuffling): the accuracy check below must not depend on luck
+        est = tf.estimator.Estimator(model_fn, model_dir={str(tmp_path)!r},
+                                     config=tf.estimator.RunConfig(tf_random_seed=0))
         est.train(tf.compat.v1.estimator.inputs.numpy_input_fn({{"x": x}}, y, batch_size=16, num_epochs=5, shuffle=True),
                   hooks=[tf.estimator.LoggingTensorHook({{"step": "global_step:0"}}, every_n_iter=10)])
         result = est.evaluate(tf.compat.v1.estimator.inputs.numpy_input_fn({{"x": x}}, y, shuffle=False))
-        print(result["global_step"], result["accuracy"] > 0.8)
+        print(result["global_step"], result["accuracy"] > 0.8, result["accuracy"])
         """
     )
-    assert out.split() == ["20", "True"]
+    assert out.split()[:2] == ["20", "True"], out

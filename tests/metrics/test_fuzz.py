@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -284,6 +285,8 @@ print("survived")
 
 
 def test_crash_prone_paths_in_a_subprocess():
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), *sys.path]))
-    done = subprocess.run([sys.executable, "-c", _CANARY], env=env, capture_output=True, text=True, timeout=300)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))  # the bridge under test, not a checkout in cwd
+    # `python -c` puts cwd first on sys.path: run elsewhere so a checkout's bridge/ cannot shadow it
+    done = subprocess.run([sys.executable, "-c", _CANARY], env=env, capture_output=True, text=True, timeout=300,
+                          cwd=tempfile.gettempdir())
     assert done.returncode == 0 and done.stdout.strip() == "survived", (done.returncode, done.stderr[-3000:])

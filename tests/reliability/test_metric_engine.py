@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -25,9 +26,10 @@ HUGE = [2**32, 3037000500, 2**31, 2**63, 2**64]
 
 
 def _canary(code):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), *sys.path]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))  # the bridge under test, not a checkout in cwd
+    # `python -c` puts cwd first on sys.path: run elsewhere so a checkout's bridge/ cannot shadow it
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=300, cwd=tempfile.gettempdir())
     assert done.returncode == 0, f"crashed ({done.returncode}): {done.stderr[-3000:]}"
     return done.stdout
 
