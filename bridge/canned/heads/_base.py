@@ -233,6 +233,18 @@ def classification_output(scores: tf.Tensor, n_classes: int, label_vocabulary: S
     return export_output.ClassificationOutput(scores=scores, classes=all_classes(scores, n_classes, label_vocabulary))
 
 
+def class_export_outputs(predictions: Mapping[str, tf.Tensor], n_classes: int,
+                         label_vocabulary: Sequence[str] | None) -> dict[str, Any]:
+    """A class-scoring head's signatures: ``serving_default`` and ``classification`` (probabilities with every
+    class name), ``predict`` (every prediction)."""
+    classification = classification_output(predictions[PredictionKeys.PROBABILITIES], n_classes, label_vocabulary)
+    return {
+        DEFAULT_SERVING_KEY: classification,
+        CLASSIFY_SERVING_KEY: classification,
+        PREDICT_SERVING_KEY: export_output.PredictOutput(predictions),
+    }
+
+
 # -- metrics on the host --------------------------------------------------------------------------
 
 

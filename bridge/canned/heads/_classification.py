@@ -282,13 +282,7 @@ class MultiClassHead(_ClassHead):
             return out
 
     def _export_outputs(self, predictions):
-        classification = _base.classification_output(
-            predictions[P.PROBABILITIES], self._n_classes, self._label_vocabulary)
-        return {
-            _base.DEFAULT_SERVING_KEY: classification,
-            _base.CLASSIFY_SERVING_KEY: classification,
-            _base.PREDICT_SERVING_KEY: export_output.PredictOutput(predictions),
-        }
+        return _base.class_export_outputs(predictions, self._n_classes, self._label_vocabulary)
 
     def metrics(self, regularization_losses=None):
         from bridge.metrics import Accuracy, Mean

@@ -6,7 +6,6 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from bridge import export_output
 from bridge.canned.heads import _base
 from bridge.canned.heads._base import MetricKeys as K
 from bridge.canned.heads._base import PredictionKeys as P
@@ -148,13 +147,7 @@ class MultiLabelHead(_base.Head):
             return out
 
     def _export_outputs(self, predictions):
-        classification = _base.classification_output(
-            predictions[P.PROBABILITIES], self._n_classes, self._label_vocabulary)
-        return {
-            _base.DEFAULT_SERVING_KEY: classification,
-            _base.CLASSIFY_SERVING_KEY: classification,
-            _base.PREDICT_SERVING_KEY: export_output.PredictOutput(predictions),
-        }
+        return _base.class_export_outputs(predictions, self._n_classes, self._label_vocabulary)
 
     def metrics(self, regularization_losses=None):
         from bridge.metrics import Mean
