@@ -196,6 +196,21 @@ def example_weights(features: Any, weight_column: Any, logits: tf.Tensor) -> tf.
         return tf.identity(weights, name="weights")
 
 
+def training_loss(head: "Head", labels: Any, logits: Any, features: Any,
+                  regularization_losses: Sequence[tf.Tensor] | None,
+                  processed_labels: Callable[[tf.Tensor, Any], tf.Tensor]) -> tf.Tensor:
+    """A single head's ``loss``: its unweighted loss of the processed labels, weighted and reduced by its
+    ``loss_reduction``, plus the regularization losses."""
+    with tf.name_scope("losses"):
+        logits = check_logits(logits, head.logits_dimension)
+        labels = processed_labels(logits, labels)
+        unweighted, weights = head._unweighted_loss_and_weights(logits, labels, features)  # pylint: disable=protected-access
+        loss = reduce_loss(unweighted, weights, head.loss_reduction)
+        if regularization_losses:
+            loss = loss + tf.add_n(list(regularization_losses))
+        return loss
+
+
 def reduce_loss(unweighted: tf.Tensor, weights: tf.Tensor | None, reduction: str) -> tf.Tensor:
     """Keras's ``compute_weighted_loss``: Σ w·l, divided by the number of losses unless ``SUM``."""
     weighted = unweighted if weights is None else unweighted * weights

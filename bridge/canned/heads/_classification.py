@@ -76,14 +76,7 @@ class _ClassHead(_base.Head):
         raise NotImplementedError
 
     def loss(self, labels, logits, features=None, mode=None, regularization_losses=None):
-        with tf.name_scope("losses"):
-            logits = _base.check_logits(logits, self.logits_dimension)
-            label_ids = self._label_ids(logits, labels)
-            unweighted, weights = self._unweighted_loss_and_weights(logits, label_ids, features)
-            loss = _base.reduce_loss(unweighted, weights, self._loss_reduction)
-            if regularization_losses:
-                loss = loss + tf.add_n(list(regularization_losses))
-            return loss
+        return _base.training_loss(self, labels, logits, features, regularization_losses, self._label_ids)
 
     def _class_outputs(self, class_ids: tf.Tensor, logits: tf.Tensor, keys: Sequence[str]) -> dict[str, tf.Tensor]:
         out = {}

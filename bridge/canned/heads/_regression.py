@@ -65,14 +65,7 @@ class RegressionHead(_base.Head):
         return loss, _base.example_weights(features, self._weight_column, logits)
 
     def loss(self, labels, logits, features=None, mode=None, regularization_losses=None):
-        with tf.name_scope("losses"):
-            logits = _base.check_logits(logits, self._logits_dimension)
-            labels = self._processed_labels(logits, labels)
-            unweighted, weights = self._unweighted_loss_and_weights(logits, labels, features)
-            loss = _base.reduce_loss(unweighted, weights, self._loss_reduction)
-            if regularization_losses:
-                loss = loss + tf.add_n(list(regularization_losses))
-            return loss
+        return _base.training_loss(self, labels, logits, features, regularization_losses, self._processed_labels)
 
     def predictions(self, logits, keys=None):
         logits = _base.check_logits(logits, self._logits_dimension)
