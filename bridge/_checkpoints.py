@@ -396,3 +396,18 @@ def assert_finite(variables: Mapping[str, tf.Variable]) -> None:
     for key, variable in variables.items():
         if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all():
             raise ValueError(f"Variable '{key}' holds NaN or inf values; refusing to save it.")
+
+
+def save_with_listeners(writer: CheckpointWriter, variables: Mapping[str, tf.Variable], listeners: Sequence, step: int) -> bool:
+    """One save as tf.estimator's CheckpointSaverHook made it: listeners' before_save, the finite check,
+    the save, listeners' after_save. True when a listener asks training to stop."""
+    for listener in listeners:
+        listener.before_save(None, step)
+    assert_finite(variables)
+    writer.save(step)
+    stop = False
+    for listener in listeners:
+        if listener.after_save(None, step):
+            logger.info("A CheckpointSaverListener requested that training be stopped. listener: %s", listener)
+            stop = True
+    return stop

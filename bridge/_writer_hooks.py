@@ -110,16 +110,7 @@ class CheckpointSaverHook(SessionRunHook):
 
     def _save(self, step: int) -> bool:
         logger.info("Saving checkpoints for %d into %s.", step, os.path.join(self._checkpoint_dir, "model.ckpt"))
-        for listener in self._listeners:
-            listener.before_save(None, step)
-        _checkpoints.assert_finite(self._store.saveable)
-        self._writer.save(step)
-        stop = False
-        for listener in self._listeners:
-            if listener.after_save(None, step):
-                logger.info("A CheckpointSaverListener requested that training be stopped. listener: %s", listener)
-                stop = True
-        return stop
+        return _checkpoints.save_with_listeners(self._writer, self._store.saveable, self._listeners, step)
 
 
 class SummarySaverHook(SessionRunHook):

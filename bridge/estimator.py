@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import copy
 import os
-import time
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from bridge import _checkpoints, warm_start
 from bridge._api_names import api_name
-from bridge._console import ProgressBar, configure_bridge_logger, evaluation_progress
+from bridge._console import ProgressBar, configure_bridge_logger
 from bridge._backend import require_tensorflow_backend
 from bridge._fn_args import fn_args
-from bridge._host_metrics import HostMetricFeeder, is_host_metric_op, merge_across_workers
+from bridge._eval_predict import (
+    NESTED_METRIC_PREFIX,
+    every_output,
+    examples,
+    filter_predictions,
+    is_host_input,
+    metric_value,
+    refuse_unupdated_keras_metrics,
+    refuse_writes,
+    run_eval_loop,
+)
+from bridge._host_metrics import is_host_metric_op
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
 from bridge._step import WEIGHTS_FINITE, CannotGroup, InputExhausted, TracedStep, all_finite
 from bridge._summaries import LossSummaryHook, SummaryWriter
+from bridge._train_loop import CheckpointSaver, run_train_steps
 from bridge._variables import VariableStore
 from bridge._writer_hooks import CheckpointSaverHook
 from bridge.estimator_spec import EstimatorSpec, validate_eval_metric_names
@@ -38,7 +49,6 @@ from bridge.hooks import (
     NO_SESSION,
     CheckpointSaverListener,
     LoggingTensorHook,
-    NanLossDuringTrainingError,
     NanTensorHook,
     SessionRunHook,
     StepCounterHook,
@@ -46,7 +56,6 @@ from bridge.hooks import (
     check_hooks,
     check_listeners,
     groupable,
-    steps_until_trigger,
 )
 from bridge.mode_keys import ModeKeys
 from bridge.run_config import RunConfig, resolve_model_dir
@@ -228,22 +237,6 @@ class Estimator:
         dataset = strategy.distribute_datasets_from_function(dataset_fn)
         return made[0]._replace(dataset=dataset)
 
-    def _refuse_writes(self, step: TracedStep, store: VariableStore, mode: str) -> None:
-        """EVAL and PREDICT must not change the model.
-
-        Only what the outputs need runs (a train_op built in every mode is left out, as in
-        tf.estimator), so a write that remains is one the outputs depend on.
-        """
-        written = step.written_variables(store.saveable)
-        if written:
-            raise ValueError(
-                f"In {mode} mode the outputs of model_fn (predictions, loss, eval_metric_ops or a hook's "
-                f"fetches) depend on ops that change model variables: {written}. evaluate and predict do "
-                "not change the model. A train_op that nothing fetches does not run; remove the "
-                "dependency (e.g. a tf.control_dependencies on train_op, or an assign whose value is used), "
-                "or build it only when mode == ModeKeys.TRAIN."
-            )
-
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
         if checkpoint_path:
             logger.info("Restoring parameters from %s", checkpoint_path)
@@ -422,62 +415,14 @@ class Estimator:
         saver = None
         own_saver = any(isinstance(hook, CheckpointSaverHook) for hook in step.hooks)
         if self._checkpointing_enabled() and self._is_chief_trainer() and not own_saver:
-            saver = _CheckpointSaver(self, store, listeners, checkpoint)
+            saver = CheckpointSaver(self.model_dir, self._config, store, listeners, checkpoint)
         if saver is not None:
             saver.begin(start_step)
         progress = ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
         try:
-            return self._run_train_steps(step, store, config, stop_hook, saver, progress, start_step)
+            return run_train_steps(step, store, config, stop_hook, saver, progress, start_step)
         finally:
             progress.close()
-
-    def _run_train_steps(self, step, store, config, stop_hook, saver, progress, start_step) -> float | None:
-        """The step loop of ``train``: runs (grouped) steps until a stop; returns the last loss."""
-        loss = None
-        global_step = start_step
-        stop = stop_hook is not None and start_step >= stop_hook.last_step
-        warned_static = False
-        # Traced for grouped steps (not iterations_per_loop): each call ends on the next step a
-        # hook or the checkpoint policy needs, or runs one step when model_fn returned hooks
-        # that see every step.
-        looped_for_grouping = config.iterations_per_loop == 1 and step.iterations > 1
-        grouped = looped_for_grouping and groupable(step.hooks)
-        while not stop:
-            remaining = None if stop_hook is None else stop_hook.last_step - global_step
-            if looped_for_grouping:
-                limit = 1
-                if grouped:
-                    limit = steps_until_trigger(step.hooks, global_step, step.iterations)
-                    if saver is not None:
-                        limit = min(limit, saver.steps_until_due(global_step) or limit)
-                remaining = limit if remaining is None else min(remaining, limit)
-            try:
-                run = step.run(max_iterations=remaining, grouped=grouped)
-            except InputExhausted:
-                break
-            outputs, context = run.outputs, run.context
-            loss, new_step = outputs["loss"], int(outputs["global_step"])
-            if not outputs.get(WEIGHTS_FINITE, True):
-                _raise_if_weights_not_finite(store, new_step)
-            if new_step == global_step and not warned_static:
-                logger.warning(
-                    "The global step did not move. Training stops only by input exhaustion or a hook: "
-                    "build train_op with bridge.minimize(loss, optimizer) (or increment the global step)."
-                )
-                warned_static = True
-            global_step = new_step
-            progress.update(global_step, float(loss))
-            stop = context.stop_requested
-            if saver is not None and saver.after_step(global_step):
-                stop = True
-        if global_step == start_step:
-            logger.warning("Training with estimator made no steps. Perhaps input is empty or misspecified.")
-        for hook in step.hooks:
-            hook.end(NO_SESSION)
-        if saver is not None:
-            saver.end(global_step)
-        progress.update(global_step, None if loss is None else float(loss), force=True)
-        return None if loss is None else float(loss)
 
     # -- evaluate ----------------------------------------------------------------------------
     def evaluate(
@@ -530,10 +475,10 @@ class Estimator:
                         outputs[f"host/{key}/{name}"] = tensor
                 elif isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
                     # a nested value ((2.0, 1), 3.0): one output per leaf, repacked in the result
-                    for index, leaf in enumerate(tf.nest.flatten(_metric_value(key, metric))):
-                        outputs[f"{_NESTED_METRIC_PREFIX}{key}/{index}"] = leaf
+                    for index, leaf in enumerate(tf.nest.flatten(metric_value(key, metric))):
+                        outputs[f"{NESTED_METRIC_PREFIX}{key}/{index}"] = leaf
                 else:
-                    outputs["metric/" + key] = _metric_value(key, metric)
+                    outputs["metric/" + key] = metric_value(key, metric)
             return spec, outputs, list(user_hooks) + list(spec.evaluation_hooks)
 
         grouped = self._groups_steps(ModeKeys.EVAL, strategy, data.dataset, steps) and not user_hooks
@@ -550,18 +495,18 @@ class Estimator:
 
         try:
             step = TracedStep(
-                store, iterator, body, iterations=iterations, strategy=strategy, collect=_is_host_input, sum_loss=True,
+                store, iterator, body, iterations=iterations, strategy=strategy, collect=is_host_input, sum_loss=True,
                 on_session=on_session,
             )
         except CannotGroup:  # an output of unknown rank: one batch per call
             store = VariableStore(strategy)
             step = TracedStep(
-                store, iterator, body, strategy=strategy, collect=_is_host_input, sum_loss=True, on_session=on_session
+                store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True, on_session=on_session
             )
         del iterator
-        _refuse_unupdated_keras_metrics(step)
+        refuse_unupdated_keras_metrics(step)
         try:
-            batches, loss_sum, last = self._evaluate_loop(step, store, steps, strategy)
+            batches, loss_sum, last = run_eval_loop(step, store, steps, strategy)
         finally:
             step.close()
         results: dict[str, Any] = {}
@@ -569,7 +514,7 @@ class Estimator:
             results[key] = last.get("metric/" + key, np.float32(0.0))  # no batches: 0, as tf.estimator
             if isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
                 leaves = tf.nest.flatten(metric[0])
-                values = [last.get(f"{_NESTED_METRIC_PREFIX}{key}/{i}", np.float32(0.0)) for i in range(len(leaves))]
+                values = [last.get(f"{NESTED_METRIC_PREFIX}{key}/{i}", np.float32(0.0)) for i in range(len(leaves))]
                 results[key] = tf.nest.pack_sequence_as(metric[0], values)
         results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
         results["global_step"] = np.int64(store.global_step.numpy())
@@ -584,51 +529,6 @@ class Estimator:
             writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
             writer.close()
         return results
-
-    def _evaluate_loop(
-        self,
-        step: TracedStep,
-        store: VariableStore,
-        steps: int | None,
-        strategy: Any = None,
-    ):
-        """Runs the eval step until the input or ``steps`` runs out; returns (batches, loss sum, last outputs)."""
-        self._refuse_writes(step, store, ModeKeys.EVAL)
-        host_ops = {k: op for k, op in step.spec.eval_metric_ops.items() if is_host_metric_op(op)}
-        feeder = HostMetricFeeder(host_ops) if host_ops else None
-        loss_sum, batches = 0.0, 0
-        last: dict[str, Any] = {}
-        per_step = 1 if step.hooks else step.iterations  # hooks see every batch
-        try:
-            while steps is None or batches < steps:
-                limit = per_step if steps is None else min(per_step, steps - batches)
-                try:
-                    run = step.run(max_iterations=limit)
-                except InputExhausted:
-                    break
-                outputs = run.outputs
-                if feeder is not None:
-                    feeder.submit_steps(_host_values_per_step(outputs, host_ops, run.steps))
-                loss_sum += run.loss_sum
-                batches += run.steps
-                last = outputs
-                if steps is not None:
-                    for done in evaluation_progress(batches - run.steps, batches, steps):
-                        logger.info("Evaluation [%d/%d]", done, steps)
-                if run.context.stop_requested:
-                    break
-        except BaseException:
-            if feeder is not None:
-                feeder.abandon()
-            raise
-        if feeder is not None:
-            feeder.finish()
-            merge_across_workers(host_ops, strategy)
-        for key, op in host_ops.items():
-            last["metric/" + key] = _as_float32(op.result())  # the C++ engine's float64, as 2.15's float32
-        for hook in step.hooks:
-            hook.end(NO_SESSION)
-        return batches, loss_sum, last
 
     # -- predict -----------------------------------------------------------------------------
     def predict(
@@ -652,7 +552,7 @@ class Estimator:
         def body(element):
             features, _ = data.split(element)
             spec = self._call_model_fn(features, None, ModeKeys.PREDICT)
-            predictions = _filter_predictions(spec.predictions, predict_keys)
+            predictions = filter_predictions(spec.predictions, predict_keys)
             outputs = predictions if isinstance(predictions, dict) else {"": predictions}
             return spec, outputs, list(user_hooks) + list(spec.prediction_hooks)
 
@@ -664,14 +564,14 @@ class Estimator:
             _after_create_session(hooks)
 
         try:
-            step = TracedStep(store, iterator, body, iterations=iterations, collect=_every_output, on_session=on_session)
+            step = TracedStep(store, iterator, body, iterations=iterations, collect=every_output, on_session=on_session)
         except CannotGroup:  # a prediction of unknown rank: one batch per call
             store = VariableStore()
-            step = TracedStep(store, iterator, body, collect=_every_output, on_session=on_session)
+            step = TracedStep(store, iterator, body, collect=every_output, on_session=on_session)
         del iterator
         try:
-            self._refuse_writes(step, store, ModeKeys.PREDICT)
-            single = not isinstance(_filter_predictions(step.spec.predictions, predict_keys), dict)
+            refuse_writes(step, store, ModeKeys.PREDICT)
+            single = not isinstance(filter_predictions(step.spec.predictions, predict_keys), dict)
             per_step = 1 if step.hooks else step.iterations  # hooks see every batch
             while True:
                 try:
@@ -684,7 +584,7 @@ class Estimator:
                         yield from (batch if yield_single_examples else [batch])
                     else:
                         outputs = {key: run.outputs[key][i] for key in step.output_names}
-                        yield from (_examples(outputs) if yield_single_examples else [outputs])
+                        yield from (examples(outputs) if yield_single_examples else [outputs])
                 if run.context.stop_requested:
                     break
             for hook in step.hooks:
@@ -761,165 +661,3 @@ def _refuse_overridden_members(estimator: Estimator) -> None:
         )
 
 
-_NESTED_METRIC_PREFIX = "nested_metric/"  # evaluate's outputs for the leaves of a nested metric value
-
-
-def _metric_value(key: str, metric: Any) -> Any:
-    """The tensor (or nest of tensors) holding a metric's value after this batch's update."""
-    if isinstance(metric, tuple):
-        value, update_op = metric
-        with tf.control_dependencies([update_op]):
-            return tf.nest.map_structure(tf.identity, value)
-    if hasattr(metric, "result") and hasattr(metric, "update_state"):
-        return metric.result()
-    raise TypeError(f"eval_metric_ops['{key}'] of type {type(metric).__name__} is not supported yet.")
-
-
-def _as_float32(value: Any) -> Any:
-    """A float64 metric value (scalar or array) as float32, the dtype tf.estimator's metrics returned."""
-    array = np.asarray(value)
-    if array.dtype != np.float64:
-        return value
-    return np.float32(array) if array.ndim == 0 else array.astype(np.float32)
-
-
-def _refuse_unupdated_keras_metrics(step: TracedStep) -> None:
-    """A Keras metric object in eval_metric_ops whose update_state model_fn never called: 2.15's error.
-
-    Its value would be a constant (usually 0) at every step, silently.
-    """
-    for key, metric in sorted(step.spec.eval_metric_ops.items()):
-        if isinstance(metric, tuple) or not (hasattr(metric, "update_state") and getattr(metric, "variables", None)):
-            continue
-        try:
-            written = step.written_variables({str(i): v for i, v in enumerate(metric.variables)})
-        except (AttributeError, TypeError):  # distributed variables: not checked
-            continue
-        if not written:
-            raise ValueError(f'Please call update_state(...) on the "{metric.name}" metric')
-
-
-def _is_host_input(name: str) -> bool:
-    """Evaluate's outputs that feed a host metric (collected for every batch of a grouped call)."""
-    return name.startswith("host/")
-
-
-def _every_output(name: str) -> bool:
-    """Predict collects every prediction of every batch."""
-    return True
-
-
-def _host_values_per_step(
-    outputs: Mapping[str, Any], host_ops: Mapping[str, Any], steps: int
-) -> list[dict[str, dict[str, Any]]]:
-    """Each step's fetched values (outputs hold a list per host input), grouped by host metric op."""
-    return [
-        {key: {name: outputs[f"host/{key}/{name}"][i] for name in op.fetches} for key, op in host_ops.items()}
-        for i in range(steps)
-    ]
-
-
-def _filter_predictions(predictions: Any, predict_keys: Any) -> Any:
-    if predict_keys is None:
-        return predictions
-    if not isinstance(predictions, dict):
-        raise ValueError("predict_keys argument is not valid in case of non-dict predictions.")
-    filtered = {k: v for k, v in predictions.items() if k in predict_keys}
-    if not filtered:
-        raise ValueError(
-            f"Expected to run at least one output from {list(predictions)}, provided {predict_keys}."
-        )
-    return filtered
-
-
-def _examples(batch: Mapping[str, np.ndarray]) -> Iterable[dict[str, Any]]:
-    for key, value in batch.items():
-        if np.ndim(value) == 0:
-            raise ValueError(
-                f"Prediction '{key}' is a scalar per batch, so it cannot be split into examples. "
-                "Give it a batch dimension, or predict with yield_single_examples=False."
-            )
-    sizes = {key: value.shape[0] for key, value in batch.items()}
-    first = next(iter(batch))
-    for key, size in sizes.items():
-        if size != sizes[first]:
-            raise ValueError(
-                f"Batch length of predictions should be same. {key} has different batch length than others."
-            )
-    for i in range(sizes[first]):
-        yield {key: value[i] for key, value in batch.items()}
-
-
-def _raise_if_weights_not_finite(store: VariableStore, step: int) -> None:
-    """Raises NanLossDuringTrainingError naming the variables that hold NaN/inf, if any do.
-
-    Runs only when the traced step's fused check said so (its sum can also overflow for
-    huge but finite weights; then nothing is raised and training goes on).
-    """
-    bad = [
-        key for key, variable in store.saveable.items()
-        if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all()
-    ]
-    if not bad:
-        return
-    logger.error("Model diverged: variables hold NaN or inf after global step %d: %s", step, bad)
-    raise NanLossDuringTrainingError(
-        f"Variables hold NaN or inf values after global step {step}: {bad}. No checkpoint of them was "
-        "written. Look for NaN/inf in the input or a too-large learning rate; "
-        "RunConfig(check_finite_weights=False) turns this check off."
-    )
-
-
-class _CheckpointSaver:
-    """tf.estimator's checkpoint policy: at start, every N steps or secs, and at the end."""
-
-    def __init__(self, estimator: Estimator, store: VariableStore, listeners: Sequence[CheckpointSaverListener],
-                 restored: str | None) -> None:
-        config = estimator._config
-        self._variables = store.saveable
-        self._writer = _checkpoints.CheckpointWriter(
-            estimator.model_dir, self._variables, config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours,
-            restored=restored,
-        )
-        self._every_steps = config.save_checkpoints_steps
-        self._every_secs = config.save_checkpoints_secs
-        self._listeners = list(listeners)
-        self._last_time = time.monotonic()
-
-    def begin(self, step: int) -> None:
-        for listener in self._listeners:
-            listener.begin()
-        self._save(step)
-
-    def steps_until_due(self, step: int) -> int | None:
-        """Steps until the next step-based save (None for time-based saving)."""
-        if self._every_steps is None:
-            return None
-        return max(1, self._writer.last_saved_step + self._every_steps - step)
-
-    def after_step(self, step: int) -> bool:
-        """Saves when the interval has elapsed; True when a listener asks to stop."""
-        if self._every_steps is not None:
-            due = step >= self._writer.last_saved_step + self._every_steps
-        else:
-            due = time.monotonic() - self._last_time >= self._every_secs
-        return self._save(step) if due else False
-
-    def end(self, step: int) -> None:
-        if self._writer.last_saved_step != step:
-            self._save(step)
-        for listener in self._listeners:
-            listener.end(None, step)
-
-    def _save(self, step: int) -> bool:
-        for listener in self._listeners:
-            listener.before_save(None, step)
-        _checkpoints.assert_finite(self._variables)
-        self._writer.save(step)
-        self._last_time = time.monotonic()
-        stop = False
-        for listener in self._listeners:
-            if listener.after_save(None, step):
-                logger.info("A CheckpointSaverListener requested that training be stopped. listener: %s", listener)
-                stop = True
-        return stop

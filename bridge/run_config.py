@@ -15,17 +15,23 @@ value needs it (a strategy or `ConfigProto` to check, a cluster to parse, or the
 from __future__ import annotations
 
 import copy
-import inspect
-import json
 import logging
-import numbers
 import os
 import sys
 import tempfile
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Optional, Union
 
 if TYPE_CHECKING:  # imported lazily at run time
     import tensorflow as tf
+
+from bridge._run_config_checks import check_strategy, to_path_str, validate_fields
+from bridge._tf_config import (
+    TaskType,
+    distributed_session_config,
+    model_dir_with_tf_config,
+    parse_cluster,
+    read_tf_config,
+)
 
 __all__ = ["RunConfig", "TaskType", "resolve_model_dir"]
 
@@ -99,370 +105,6 @@ _DERIVED = (
 # Values shared (not copied) by `replace()` and `copy.deepcopy`: strategies own
 # devices and collective state, and a copy of one is a different strategy.
 _SHARED_BY_REFERENCE = ("train_distribute", "eval_distribute", "experimental_distribute", "device_fn")
-
-
-class TaskType:
-    """Task type names used in TF_CONFIG's `cluster` and `task.type`."""
-
-    MASTER = "master"
-    PS = "ps"
-    WORKER = "worker"
-    CHIEF = "chief"
-    EVALUATOR = "evaluator"
-
-
-class _BadTypeError(TypeError, ValueError):
-    """A wrong-typed value. Subclasses both TypeError and ValueError, because
-    tf.estimator raised ValueError for some of these and TypeError is the honest name."""
-
-
-# ----------------------------------------------------------------------------
-# Field validation
-# ----------------------------------------------------------------------------
-
-
-def _to_path_str(path: Any) -> Any:
-    """str for an os.PathLike (bytes paths are decoded); anything else unchanged."""
-    if isinstance(path, os.PathLike):
-        path = os.fspath(path)
-    if isinstance(path, bytes):
-        path = os.fsdecode(path)
-    return path
-
-
-def _check_number(name: str, value: Any, minimum: float, strict: bool, message: str) -> None:
-    """None passes; otherwise value must be a real number >= minimum (> if strict)."""
-    if value is None:
-        return
-    if not isinstance(value, numbers.Real):
-        raise _BadTypeError(f"{message}; got {value!r} of type {type(value).__name__}.")
-    if (value <= minimum) if strict else (value < minimum):
-        raise ValueError(f"{message}; got {value!r}.")
-
-
-def _positional_arg_names(fn: Callable) -> list:
-    """Names of fn's parameters, without ones already bound (method self, partial kwargs)."""
-    try:
-        params = inspect.signature(fn).parameters.values()
-    except (TypeError, ValueError):
-        return []
-    bound = set(getattr(fn, "keywords", None) or {})
-    kinds = (
-        inspect.Parameter.POSITIONAL_ONLY,
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-    return [p.name for p in params if p.kind in kinds and p.name not in bound]
-
-
-def _check_strategy(name: str, strategy: Any) -> None:
-    """None, or a tf.distribute strategy other than the v2 ParameterServerStrategy."""
-    if strategy is None:
-        return
-    import tensorflow as tf  # Lazy: only needed when a strategy is given.
-
-    if isinstance(strategy, tf.distribute.experimental.ParameterServerStrategy):
-        raise ValueError(
-            "tf.distribute.experimental.ParameterServerStrategy (v2) cannot run an "
-            "Estimator. Please use `tf.compat.v1.distribute.experimental."
-            "ParameterServerStrategy` for parameter server strategy with estimator."
-        )
-    if not isinstance(strategy, (tf.distribute.Strategy, tf.compat.v1.distribute.Strategy)):
-        raise TypeError(
-            f"`{name}` must be None or a tf.distribute.Strategy instance; "
-            f"got {strategy!r} of type {type(strategy).__name__}."
-        )
-
-
-def _validate_fields(values: Mapping[str, Any]) -> None:
-    """Raise the tf.estimator error for the first invalid field in `values`."""
-    model_dir = values["model_dir"]
-    if model_dir is not None:
-        if not isinstance(model_dir, str):
-            raise _BadTypeError(f"model_dir must be a str or os.PathLike; got {model_dir!r}.")
-        if not model_dir:
-            raise ValueError("model_dir should be non-empty.")
-
-    _check_number("save_summary_steps", values["save_summary_steps"], 0, False,
-                  "save_summary_steps should be >= 0")
-    _check_number("save_checkpoints_steps", values["save_checkpoints_steps"], 0, False,
-                  "save_checkpoints_steps should be >= 0")
-    _check_number("save_checkpoints_secs", values["save_checkpoints_secs"], 0, False,
-                  "save_checkpoints_secs should be >= 0")
-
-    session_config = values["session_config"]
-    if session_config is not None:
-        import tensorflow as tf  # Lazy: only needed when a ConfigProto is given.
-
-        if not isinstance(session_config, tf.compat.v1.ConfigProto):
-            raise _BadTypeError(
-                "session_config must be instance of ConfigProto "
-                f"(tf.compat.v1.ConfigProto) or None; got {type(session_config).__name__}."
-            )
-
-    _check_number("keep_checkpoint_max", values["keep_checkpoint_max"], 0, False,
-                  "keep_checkpoint_max should be >= 0")
-    _check_number("keep_checkpoint_every_n_hours", values["keep_checkpoint_every_n_hours"], 0,
-                  True, "keep_checkpoint_every_n_hours should be > 0")
-    _check_number("log_step_count_steps", values["log_step_count_steps"], 0, True,
-                  "log_step_count_steps should be > 0")
-
-    seed = values["tf_random_seed"]
-    if seed is not None and not isinstance(seed, int):
-        raise ValueError(f"tf_random_seed must be integer. Got {seed!r}.")
-
-    delay = values["experimental_max_worker_delay_secs"]
-    if delay is not None and not isinstance(delay, int):
-        raise ValueError(
-            f"experimental_max_worker_delay_secs must be an integer if set. Got {delay!r}."
-        )
-
-    _check_number("session_creation_timeout_secs", values["session_creation_timeout_secs"], 0,
-                  True, "session_creation_timeout_secs should be > 0")
-
-    device_fn = values["device_fn"]
-    if device_fn is not None and not (
-        callable(device_fn) and _positional_arg_names(device_fn) == ["op"]
-    ):
-        raise ValueError('device_fn must be callable with exactly one argument "op".')
-
-    if values["protocol"] not in (None, "grpc", "grpc+verbs"):
-        raise ValueError(f"protocol should be grpc or grpc+verbs; got {values['protocol']!r}.")
-
-    _check_strategy("train_distribute", values["train_distribute"])
-    _check_strategy("eval_distribute", values["eval_distribute"])
-
-    loops = values["iterations_per_loop"]
-    if isinstance(loops, bool) or not isinstance(loops, int) or loops < 1:
-        raise ValueError(f"iterations_per_loop must be an integer >= 1; got {loops!r}.")
-
-    grouped = values["max_steps_per_call"]
-    if isinstance(grouped, bool) or not isinstance(grouped, int) or grouped < 1:
-        raise ValueError(f"max_steps_per_call must be an integer >= 1; got {grouped!r}.")
-
-    if not isinstance(values["check_finite_weights"], bool):
-        raise _BadTypeError(f"check_finite_weights must be True or False; got {values['check_finite_weights']!r}.")
-
-    if values["progress_bar"] is not None and not isinstance(values["progress_bar"], bool):
-        raise _BadTypeError(
-            f"progress_bar must be None (auto), True or False; got {values['progress_bar']!r}."
-        )
-
-
-# ----------------------------------------------------------------------------
-# TF_CONFIG
-# ----------------------------------------------------------------------------
-
-
-def _read_tf_config() -> dict:
-    """The TF_CONFIG environment variable as a dict ({} when unset or blank)."""
-    raw = os.environ.get("TF_CONFIG", "")
-    if not raw.strip():
-        return {}
-    try:
-        parsed = json.loads(raw)
-    except ValueError as e:
-        raise ValueError(f"TF_CONFIG is not valid JSON: {e}. TF_CONFIG={raw!r}") from e
-    if not isinstance(parsed, dict):
-        raise ValueError(f"TF_CONFIG must be a JSON object; got {raw!r}.")
-    return parsed
-
-
-def _model_dir_with_tf_config(model_dir: Optional[str], tf_config: Mapping) -> Optional[str]:
-    """Reconcile the constructor's model_dir with TF_CONFIG's `model_dir`."""
-    if model_dir == "":
-        raise ValueError("model_dir should be non-empty.")
-    from_env = tf_config.get("model_dir")
-    if from_env == "":
-        raise ValueError("model_dir in TF_CONFIG should be non-empty.")
-    if from_env:
-        if model_dir and model_dir != from_env:
-            raise ValueError(
-                "`model_dir` provided in RunConfig construct, if set, must have the same "
-                f"value as the model_dir in TF_CONFIG. model_dir: {model_dir}\n"
-                f'TF_CONFIG["model_dir"]: {from_env}.'
-            )
-        _log.info("Using model_dir in TF_CONFIG: %s", from_env)
-    return model_dir or from_env
-
-
-class _ClusterState:
-    """What TF_CONFIG says about this process. Plain values; `cluster` is a
-    tf.train.ClusterSpec when a cluster is set, else None (meaning empty)."""
-
-    def __init__(self) -> None:
-        self.cluster = None
-        self.task_type: Optional[str] = TaskType.WORKER
-        self.task_id: int = 0
-        self.master = ""
-        self.evaluation_master = ""
-        self.is_chief = True
-        self.num_ps_replicas = 0
-        self.num_worker_replicas = 1
-        self.global_id_in_cluster: Optional[int] = 0
-        self.service: Optional[dict] = None
-        self.device_filters: Optional[list] = None
-
-
-def _task_type_and_id(cluster, task: Mapping, chief_type: str, require_chief: bool):
-    """Validate `task` against `cluster` and return (type, index).
-
-    `chief_type` is 'chief' (or 'master' for legacy clusters). With `require_chief`
-    the cluster must hold exactly one such node; otherwise at most one.
-    """
-    jobs = cluster.jobs
-    if require_chief and chief_type not in jobs:
-        raise ValueError(f'If "cluster" is set in TF_CONFIG, it must have one "{chief_type}" node.')
-    if chief_type in jobs and len(cluster.job_tasks(chief_type)) > 1:
-        raise ValueError(f'The "cluster" in TF_CONFIG must have only one "{chief_type}" node.')
-
-    task_type = task.get("type")
-    task_id = task.get("index")
-    if not task_type:
-        raise ValueError('If "cluster" is set in TF_CONFIG, task type must be set.')
-    if task_id is None:
-        raise ValueError('If "cluster" is set in TF_CONFIG, task index must be set.')
-    task_id = int(task_id)
-    if task_id < 0:
-        raise ValueError("Task index must be non-negative number.")
-    if task_type == TaskType.EVALUATOR:  # Not part of the training cluster.
-        return task_type, task_id
-    if task_type not in jobs:
-        raise ValueError(
-            f"{task_type} is not a valid task_type in the cluster_spec:\n{cluster}\n\n"
-            "Note that these values may be coming from the TF_CONFIG environment variable."
-        )
-    if task_id >= len(cluster.job_tasks(task_type)):
-        raise ValueError(
-            f"{task_id} is not a valid task_id for task_type {task_type} in the "
-            f"cluster_spec:\n{cluster}\n\n"
-            "Note that these values may be coming from the TF_CONFIG environment variable."
-        )
-    return task_type, task_id
-
-
-def _global_id(cluster, task_type: str, task_id: int, chief_type: str) -> int:
-    """Chief first, then the other non-ps jobs sorted by name, ps last."""
-    middle = sorted(j for j in cluster.jobs if j not in (chief_type, TaskType.PS))
-    order = ([chief_type] if chief_type in cluster.jobs else []) + middle
-    if TaskType.PS in cluster.jobs:
-        order.append(TaskType.PS)
-    offset = 0
-    for job in order:
-        if job == task_type:
-            return offset + task_id
-        offset += len(cluster.job_tasks(job))
-    raise RuntimeError(f"Internal error: task type {task_type!r} is not in {cluster}.")
-
-
-def _session_master(cluster, task_type: str, task_id: int, tf_config: Mapping) -> str:
-    """TF_CONFIG's session_master; '' for a one-node cluster; else the task's grpc address."""
-    if "session_master" in tf_config:
-        return tf_config["session_master"]
-    jobs = cluster.jobs
-    if len(jobs) == 1 and len(cluster.job_tasks(jobs[0])) == 1:
-        return ""
-    return "grpc://" + cluster.job_tasks(task_type)[task_id]
-
-
-def _count(cluster, *jobs: str) -> int:
-    as_dict = cluster.as_dict()
-    return sum(len(as_dict.get(j, [])) for j in jobs)
-
-
-def _device_filters(task_type: str, task_id: int) -> Optional[list]:
-    """Between-graph device filters tf.estimator put in the default session config."""
-    if task_type == TaskType.MASTER:
-        return ["/job:ps", "/job:master"]
-    if task_type == TaskType.CHIEF:
-        return ["/job:ps", "/job:chief"]
-    if task_type == TaskType.WORKER:
-        return ["/job:ps", f"/job:worker/task:{task_id}"]
-    if task_type == TaskType.PS:
-        return ["/job:ps", "/job:worker", "/job:chief", "/job:master"]
-    return None
-
-
-def _parse_cluster(tf_config: Mapping, strategy_mode: bool) -> _ClusterState:
-    """Apply tf.estimator's TF_CONFIG rules (see RunConfig's docstring)."""
-    state = _ClusterState()
-    service = tf_config.get("service")
-    if service is not None and not isinstance(service, dict):
-        raise TypeError(
-            f'If "service" is set in TF_CONFIG, it must be a dict. Given {type(service)}'
-        )
-    state.service = service
-    task = tf_config.get("task") or {}
-    cluster_dict = tf_config.get("cluster") or {}
-
-    if not cluster_dict:  # Local mode.
-        state.task_type = task.get("type", TaskType.WORKER)
-        state.task_id = int(task.get("index", 0))
-        if state.task_type != TaskType.WORKER:
-            raise ValueError('If "cluster" is not set in TF_CONFIG, task type must be WORKER.')
-        if state.task_id != 0:
-            raise ValueError('If "cluster" is not set in TF_CONFIG, task index must be 0.')
-        state.master = tf_config.get("session_master", "")
-        state.evaluation_master = tf_config.get("eval_session_master", "")
-        return state
-
-    import tensorflow as tf  # Lazy: a cluster is being described.
-
-    cluster = tf.train.ClusterSpec(cluster_dict)
-    legacy = TaskType.MASTER in cluster.jobs
-    if legacy and TaskType.CHIEF in cluster.jobs:
-        raise ValueError("If `master` node exists in `cluster`, job `chief` is not supported.")
-    chief_type = TaskType.MASTER if legacy else TaskType.CHIEF
-    # With a strategy (and no legacy master), tf.estimator handed the cluster to the
-    # distribute coordinator, which follows tf.distribute's rules: a chief is optional
-    # (worker 0 leads when there is none) and an `evaluator` job is not part of the
-    # training cluster.
-    relaxed = strategy_mode and not legacy
-
-    task_type, task_id = _task_type_and_id(cluster, task, chief_type, require_chief=not relaxed)
-    state.task_type, state.task_id = task_type, task_id
-    state.evaluation_master = (
-        tf_config.get("eval_session_master", "") if task_type == TaskType.EVALUATOR else ""
-    )
-
-    if task_type == TaskType.EVALUATOR:
-        if legacy:
-            raise ValueError(
-                "If `master` node exists in `cluster`, task_type `evaluator` is not supported."
-            )
-        state.cluster = tf.train.ClusterSpec({})
-        state.master = ""
-        state.num_ps_replicas = 0
-        state.num_worker_replicas = 0
-        state.global_id_in_cluster = None
-        state.is_chief = False
-        return state
-
-    if relaxed and TaskType.EVALUATOR in cluster.jobs:
-        trimmed = {j: t for j, t in cluster.as_dict().items() if j != TaskType.EVALUATOR}
-        cluster = tf.train.ClusterSpec(trimmed)
-    state.cluster = cluster
-    state.master = _session_master(cluster, task_type, task_id, tf_config)
-    state.num_ps_replicas = _count(cluster, TaskType.PS)
-    state.num_worker_replicas = _count(cluster, TaskType.WORKER, chief_type)
-    state.global_id_in_cluster = _global_id(cluster, task_type, task_id, chief_type)
-    if relaxed and chief_type not in cluster.jobs:
-        state.is_chief = task_type == TaskType.WORKER and task_id == 0
-    else:
-        state.is_chief = task_type == chief_type
-    if not relaxed:
-        state.device_filters = _device_filters(task_type, task_id)
-    return state
-
-
-def _distributed_session_config(device_filters: list):
-    """The ConfigProto tf.estimator defaulted to for a between-graph cluster task."""
-    import tensorflow as tf
-
-    rewriter = tf.compat.v1.ConfigProto().graph_options.rewrite_options
-    config = tf.compat.v1.ConfigProto(allow_soft_placement=True, device_filters=device_filters)
-    config.graph_options.rewrite_options.meta_optimizer_iterations = rewriter.ONE
-    return config
 
 
 # ----------------------------------------------------------------------------
@@ -581,16 +223,16 @@ class RunConfig:
         elif steps is not None and secs is not None:
             raise ValueError(_BOTH_SAVE_INTERVALS_ERROR)
 
-        _check_strategy("train_distribute", train_distribute)
-        _check_strategy("eval_distribute", eval_distribute)
+        check_strategy("train_distribute", train_distribute)
+        check_strategy("eval_distribute", eval_distribute)
         train_distribute, eval_distribute = _merge_experimental_distribute(
             experimental_distribute, train_distribute, eval_distribute
         )
 
-        tf_config = _read_tf_config()
+        tf_config = read_tf_config()
         if tf_config:
             _log.info("TF_CONFIG environment variable: %s", tf_config)
-        model_dir = _model_dir_with_tf_config(_to_path_str(model_dir), tf_config)
+        model_dir = model_dir_with_tf_config(to_path_str(model_dir), tf_config)
 
         values = dict(
             model_dir=model_dir,
@@ -615,12 +257,12 @@ class RunConfig:
             progress_bar=progress_bar,
             check_finite_weights=check_finite_weights,
         )
-        _validate_fields(values)
+        validate_fields(values)
 
         strategy_mode = train_distribute is not None or eval_distribute is not None
-        state = _parse_cluster(tf_config, strategy_mode)
+        state = parse_cluster(tf_config, strategy_mode)
         if values["session_config"] is None and state.device_filters:
-            values["session_config"] = _distributed_session_config(state.device_filters)
+            values["session_config"] = distributed_session_config(state.device_filters)
 
         self._values = values
         self._cluster = state.cluster
@@ -834,7 +476,7 @@ class RunConfig:
         new = copy.deepcopy(self)
         values = new._values
         for key, value in kwargs.items():
-            values[key] = _to_path_str(value) if key == "model_dir" else value
+            values[key] = to_path_str(value) if key == "model_dir" else value
 
         steps_given = "save_checkpoints_steps" in kwargs
         secs_given = "save_checkpoints_secs" in kwargs
@@ -846,7 +488,7 @@ class RunConfig:
         elif secs_given and values["save_checkpoints_secs"] is not None:
             values["save_checkpoints_steps"] = None
 
-        _validate_fields(values)
+        validate_fields(values)
         return new
 
     def __deepcopy__(self, memo: dict) -> "RunConfig":
@@ -911,7 +553,7 @@ def _merge_experimental_distribute(experimental_distribute: Any, train: Any, eva
             raise ValueError(
                 "Either `train_distribute` or `experimental_distribute.train_distribute` can be set."
             )
-        _check_strategy("experimental_distribute.train_distribute", from_config)
+        check_strategy("experimental_distribute.train_distribute", from_config)
         train = from_config
     from_config = getattr(experimental_distribute, "eval_distribute", None)
     if from_config is not None:
@@ -919,7 +561,7 @@ def _merge_experimental_distribute(experimental_distribute: Any, train: Any, eva
             raise ValueError(
                 "Either `eval_distribute` or `experimental_distribute.eval_distribute` can be set."
             )
-        _check_strategy("experimental_distribute.eval_distribute", from_config)
+        check_strategy("experimental_distribute.eval_distribute", from_config)
         evaluate = from_config
     return train, evaluate
 
@@ -944,7 +586,7 @@ def resolve_model_dir(
     if not isinstance(config, RunConfig):
         raise ValueError(f"config must be an instance of `RunConfig`, but provided {config!r}.")
 
-    model_dir = _to_path_str(model_dir)
+    model_dir = to_path_str(model_dir)
     if model_dir is not None and config.model_dir is not None and model_dir != config.model_dir:
         raise ValueError(
             "`model_dir` are set both in constructor and `RunConfig`, but with different "
