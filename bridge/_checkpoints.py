@@ -49,6 +49,7 @@ __all__ = [
     "latest_checkpoint",
     "read_global_step",
     "restore",
+    "saved_as",
 ]
 
 
@@ -198,6 +199,27 @@ def read_global_step(checkpoint_path: str | None) -> int:
         return 0
 
 
+class SavedAs(NamedTuple):
+    """Where a variable lives in a checkpoint: tensor ``name``, and the ``slice`` spec of a part."""
+
+    name: str
+    slice: str  # "" for a whole variable; "7 2 0,3:0,2" for rows 0-2 of a [7, 2] tensor
+    shape: list[int]  # the checkpoint tensor's shape (the whole variable's, for a part)
+
+
+def saved_as(key: str, variable: tf.Variable) -> SavedAs:
+    """How tf.estimator's Saver stored ``variable``: under its key, or as a slice of its whole.
+
+    A part of a partitioned variable (``get_variable(..., partitioner=...)``: ``x/part_0``,
+    ``x/part_1``, ...) was saved as one slice of the checkpoint tensor ``x`` with the whole
+    variable's shape, so readers see ``x`` only. Parts carry that in their save-slice info.
+    """
+    info = getattr(variable, "_save_slice_info", None)
+    if info is None:
+        return SavedAs(key, "", variable.shape.as_list())
+    return SavedAs(info.full_name, info.spec, list(info.full_shape))
+
+
 def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable], state_owners: Sequence[object] = ()) -> None:
     """Loads every variable from the checkpoint, or raises naming the keys that do not match.
 
@@ -213,7 +235,8 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable], state_ow
             f"cannot be read ({type(error).__name__}: {error})."
         ) from error
     shapes = reader.get_variable_to_shape_map()
-    missing = [key for key in variables if key not in shapes]
+    saved = {key: saved_as(key, variable) for key, variable in variables.items()}
+    missing = [key for key in variables if saved[key].name not in shapes]
     mapped = {}
     if missing:
         request = _name_mapping.MappingRequest(
@@ -222,24 +245,25 @@ def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable], state_ow
         mapped = _name_mapping.mapped_values(request)
         missing = [key for key in missing if key not in mapped]
         shapes = {**shapes, **{key: list(np.shape(value)) for key, value in mapped.items()}}
+        saved.update({key: SavedAs(key, "", variables[key].shape.as_list()) for key in mapped})
     if missing:
         raise ValueError(
             f"Restoring from checkpoint failed: {checkpoint_path} does not contain {sorted(missing)}. "
             "This is most likely due to a mismatch between the current model_fn and the one that "
             f"wrote the checkpoint. The checkpoint holds: {sorted(shapes)}."
         )
-    for key, variable in variables.items():
-        if list(shapes[key]) != variable.shape.as_list():
+    for key, (name, _, shape) in saved.items():
+        if list(shapes[name]) != shape:
             raise ValueError(
-                f"Restoring from checkpoint failed: '{key}' has shape {shapes[key]} in "
-                f"{checkpoint_path} but {variable.shape.as_list()} in the model_fn."
+                f"Restoring from checkpoint failed: '{name}' has shape {shapes[name]} in "
+                f"{checkpoint_path} but {shape} in the model_fn."
             )
     keys = [key for key in variables if key not in mapped]
     try:
         values = tf.raw_ops.RestoreV2(
             prefix=checkpoint_path,
-            tensor_names=keys,
-            shape_and_slices=[""] * len(keys),
+            tensor_names=[saved[key].name for key in keys],
+            shape_and_slices=[saved[key].slice for key in keys],
             dtypes=[variables[k].dtype for k in keys],
         ) if keys else []
     except tf.errors.OpError as error:
@@ -346,11 +370,12 @@ class CheckpointWriter:
             return path
         logger.info("Saving checkpoints for %d into %s.", step, self._prefix)
         keys = list(self._variables)
+        saved = [saved_as(key, self._variables[key]) for key in keys]
         try:
             tf.raw_ops.SaveV2(
                 prefix=path,
-                tensor_names=keys,
-                shape_and_slices=[""] * len(keys),
+                tensor_names=[entry.name for entry in saved],
+                shape_and_slices=[entry.slice for entry in saved],
                 tensors=[self._variables[k].read_value() for k in keys],
             )
         except tf.errors.OpError as error:

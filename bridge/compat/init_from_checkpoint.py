@@ -11,12 +11,14 @@ the checkpoint values to them right away (outside the traced step). The runtime 
 model_dir's latest checkpoint over them when there is one: the values from ``ckpt_dir_or_file``
 count only for a model that starts fresh, as in TF1. Names are matched as in TF 2.15
 (``'old/': 'new/'`` scopes, ``'/': 'new/'`` the whole checkpoint into a scope, single names or
-variable objects), for get_variable and Keras 3 variables alike, with 2.15's errors.
+variable objects, partitioned variables), for get_variable and Keras 3 variables alike, with
+2.15's errors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import re
 from typing import Any, Iterator, Mapping
 
@@ -30,41 +32,87 @@ def _name(variable: tf.Variable) -> str:
     return re.sub(r":\d+$", "", variable.name)
 
 
-def _model_variables() -> dict[str, tf.Variable]:
-    """Variables of this model_fn by name (metric state excluded, as it never was in TF1's store)."""
-    found = {}
+def _slice_info(variable: tf.Variable) -> Any:
+    return getattr(variable, "_save_slice_info", None)
+
+
+def _model_variables() -> tuple[dict[str, list[tf.Variable]], dict[str, tf.Variable]]:
+    """This model_fn's variables as 2.15's store listed them, and every variable by its own name.
+
+    The first maps a name to the variable, or to all parts of a partitioned variable under
+    the partitioned variable's name (``x`` for ``x/part_0``, ``x/part_1``, ...). Metric state
+    is left out, as it never was in TF1's store.
+    """
+    listed: dict[str, list[tf.Variable]] = {}
+    by_name: dict[str, tf.Variable] = {}
     for variable in tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
-        if getattr(variable, "synchronization", None) != tf.VariableSynchronization.ON_READ:
-            found.setdefault(_name(variable), variable)
-    return found
+        if getattr(variable, "synchronization", None) == tf.VariableSynchronization.ON_READ:
+            continue
+        name = _name(variable)
+        if name in by_name:
+            continue
+        by_name[name] = variable
+        info = _slice_info(variable)
+        listed.setdefault(info.full_name if info is not None else name, []).append(variable)
+    return listed, by_name
 
 
-def _as_variable(value: Any) -> Any:
-    """A tf.Variable (or a Keras 3 variable's), else None."""
+def _as_variables(value: Any) -> list[tf.Variable] | None:
+    """The variable(s) a map value names by object: a tf.Variable, a Keras 3 variable, a
+    partitioned variable or a list of its parts; None for anything else."""
+    if hasattr(value, "_get_variable_list"):  # tf.compat.v1's PartitionedVariable
+        value = value._get_variable_list()
+    if isinstance(value, (list, tuple)):
+        found = [_as_variables(item) for item in value]
+        return None if not found or any(v is None for v in found) else [v for vs in found for v in vs]
     if isinstance(value, tf.Variable):
-        return value
+        return [value]
     inner = getattr(value, "value", None)  # keras.Variable wraps a tf.Variable on the TF backend
-    return inner if isinstance(inner, tf.Variable) else None
+    return [inner] if isinstance(inner, tf.Variable) else None
 
 
-def _plan(ckpt: str, shapes: Mapping[str, list[int]], assignment_map: Any) -> list[tuple[tf.Variable, str]]:
-    """(variable, checkpoint tensor) pairs for ``assignment_map``; raises 2.15's ValueErrors."""
-    variables = _model_variables()
+def _is_partitioned(variables: list[tf.Variable]) -> bool:
+    """Whether ``variables`` are all the parts of one partitioned variable (not a part alone)."""
+    infos = [_slice_info(v) for v in variables]
+    if any(info is None for info in infos) or len({info.full_name for info in infos}) != 1:
+        return False
+    return sum(math.prod(info.var_shape) for info in infos) == math.prod(infos[0].full_shape)
+
+
+def _check_shape(variables: list[tf.Variable], tensor_name: str, shape: list[int]) -> None:
+    """2.15's errors: a ValueError for a variable, an InvalidArgumentError (raised when its
+    restore op ran) for a partitioned one."""
+    if _is_partitioned(variables):
+        full = list(_slice_info(variables[0]).full_shape)
+        if full != list(shape):
+            raise tf.errors.InvalidArgumentError(
+                None, None,
+                f"tensor_name = {tensor_name}; shape in shape_and_slice spec [{','.join(map(str, full))}] does not "
+                f"match the shape stored in checkpoint: [{','.join(map(str, shape))}]",
+            )
+        return
+    for variable in variables:
+        if not variable.shape.is_compatible_with(shape):
+            raise ValueError(
+                f"Shape of variable {variable.name} ({tuple(variable.shape)}) doesn't match with shape of "
+                f"tensor {tensor_name} ({shape}) from checkpoint reader."
+            )
+
+
+def _plan(ckpt: str, shapes: Mapping[str, list[int]], assignment_map: Any) -> list[tuple[list[tf.Variable], str]]:
+    """(variables, checkpoint tensor) pairs for ``assignment_map``; raises 2.15's errors."""
+    variables, by_name = _model_variables()
     items = assignment_map.items() if isinstance(assignment_map, Mapping) else assignment_map
-    pairs: list[tuple[tf.Variable, str]] = []
+    pairs: list[tuple[list[tf.Variable], str]] = []
     for tensor_name, current in sorted(items, key=lambda item: item[0]):
-        variable = _as_variable(current)
-        if variable is None and isinstance(current, str):
-            variable = variables.get(current)
-        if variable is not None:
+        targets = _as_variables(current)
+        if targets is None and isinstance(current, str):
+            targets = variables.get(current) or ([by_name[current]] if current in by_name else None)
+        if targets is not None:
             if tensor_name not in shapes:
                 raise ValueError(f"Tensor {tensor_name} is not found in {ckpt} checkpoint {dict(shapes)}")
-            if not variable.shape.is_compatible_with(shapes[tensor_name]):
-                raise ValueError(
-                    f"Shape of variable {variable.name} ({tuple(variable.shape)}) doesn't match with shape of "
-                    f"tensor {tensor_name} ({shapes[tensor_name]}) from checkpoint reader."
-                )
-            pairs.append((variable, tensor_name))
+            _check_shape(targets, tensor_name, shapes[tensor_name])
+            pairs.append((targets, tensor_name))
             continue
         if not isinstance(current, str):
             raise TypeError(f"assignment_map values must be variable names or variables; got {current!r}")
@@ -81,27 +129,34 @@ def _plan(ckpt: str, shapes: Mapping[str, list[int]], assignment_map: Any) -> li
             full = rest if tensor_name == "/" else tensor_name + rest
             if full not in shapes:
                 raise ValueError(f"Tensor {full} ({rest} in {tensor_name}) is not found in {ckpt} checkpoint")
-            variable = variables[name]
-            if not variable.shape.is_compatible_with(shapes[full]):
-                raise ValueError(
-                    f"Shape of variable {variable.name} ({tuple(variable.shape)}) doesn't match with shape of "
-                    f"tensor {full} ({shapes[full]}) from checkpoint reader."
-                )
-            pairs.append((variable, full))
+            _check_shape(variables[name], full, shapes[full])
+            pairs.append((variables[name], full))
     return pairs
+
+
+def _part_of(value: Any, variable: tf.Variable) -> Any:
+    """The slice of the whole ``value`` that one part of a partitioned variable holds."""
+    info = _slice_info(variable)
+    return value[tuple(slice(offset, offset + size) for offset, size in zip(info.var_offset, info.var_shape))]
 
 
 def init_from_checkpoint(ckpt_dir_or_file: str, assignment_map: Any) -> None:
     """Initialises model_fn's variables from a checkpoint (TF 2.15's ``assignment_map`` forms).
 
     Applies once, before the first step; a model_dir that has its own checkpoint is restored
-    over these values, as in tf.estimator.
+    over these values, as in tf.estimator. Partitioned variables, on either side, are read
+    and written whole: a checkpoint tensor initialises a partitioned variable in any number of
+    parts, or a variable of the whole shape.
     """
     reader = tf.train.load_checkpoint(ckpt_dir_or_file)
     pairs = _plan(str(ckpt_dir_or_file), reader.get_variable_to_shape_map(), assignment_map)
     with tf.init_scope():
-        for variable, tensor_name in pairs:
-            variable.assign(tf.cast(reader.get_tensor(tensor_name), variable.dtype))
+        for variables, tensor_name in pairs:
+            value = reader.get_tensor(tensor_name)
+            partitioned = _is_partitioned(variables)
+            for variable in variables:
+                part = _part_of(value, variable) if partitioned else value
+                variable.assign(tf.cast(part, variable.dtype))
 
 
 @contextlib.contextmanager

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 import bridge
-from compat._legacy import facts, module
+from compat._legacy import FIXTURES, copy_model_dir, facts, module
 
 FACTS = facts("init_from_checkpoint")
 CASES = module("init_from_checkpoint", "cases")
@@ -73,3 +75,50 @@ def test_initialises_once_then_trains_and_resumes_from_model_dir(tmp_path, check
     after_second = estimator.get_variable_value("v/bias")
     assert np.all(after_second < after_first)  # continued from model_dir, not restarted from 3.0
     assert estimator.get_variable_value("global_step") == 6
+
+
+PARTITIONED = facts("partitioned")
+PARTITIONED_CASES = module("partitioned", "cases")
+PARTITIONED_DIR = os.path.join(FIXTURES, "partitioned", "model_dir")
+
+
+@pytest.mark.parametrize("case", sorted(PARTITIONED["init"]))
+def test_partitioned_variables_in_assignment_maps_match_2_15(tmp_path, case):
+    """A 2.15 checkpoint of a 3-part variable initialises a partitioned variable (any number of
+    parts) or a whole one, with 2.15's errors for part names and shape mismatches."""
+    model_fn = PARTITIONED_CASES.make_init_model_fn(bridge.EstimatorSpec, case, PARTITIONED_DIR)
+    estimator = bridge.Estimator(model_fn, str(tmp_path), bridge.RunConfig(log_step_count_steps=None))
+    expected = PARTITIONED["init"][case]
+    if "error" in expected:
+        error_class = getattr(tf.errors, expected["error"], None) or getattr(__builtins__, expected["error"], ValueError)
+        with pytest.raises(error_class) as raised:
+            estimator.train(PARTITIONED_CASES.input_fn, steps=2)
+        message = expected["message"].split(" from checkpoint reader")[0].split(" is not found in")[0]
+        assert message in str(raised.value)
+        return
+    estimator.train(PARTITIONED_CASES.input_fn, steps=2)
+    assert sorted(estimator.get_variable_names()) == sorted(expected["values"])  # "y", not "y/part_0"
+    for name, value in expected["values"].items():
+        np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-6, err_msg=name)
+
+
+def test_partitioned_variable_checkpoints_are_2_15s(tmp_path):
+    """get_variable(partitioner=...) in model_fn: a 2.15 model_dir continues with 2.15's values, and
+    bridge writes what 2.15 wrote (one tensor ``x`` of the whole shape; slots likewise)."""
+    model_dir = copy_model_dir("partitioned", str(tmp_path))
+    config = bridge.RunConfig(log_step_count_steps=None)
+    estimator = bridge.Estimator(PARTITIONED_CASES.make_model_fn(bridge.EstimatorSpec), model_dir, config)
+    estimator.train(PARTITIONED_CASES.input_fn, steps=2)
+    assert sorted(estimator.get_variable_names()) == sorted(PARTITIONED["continued"])
+    for name, value in PARTITIONED["continued"].items():
+        np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-5, err_msg=name)
+
+    momentum = bridge.Estimator(
+        PARTITIONED_CASES.make_model_fn(bridge.EstimatorSpec, momentum=True), str(tmp_path / "momentum"), config
+    )
+    momentum.train(PARTITIONED_CASES.input_fn, steps=3)
+    assert dict(tf.train.list_variables(momentum.model_dir)) == {"global_step": [], "x": [7, 2], "x/Momentum": [7, 2]}
+    for name, value in PARTITIONED["momentum"].items():
+        np.testing.assert_allclose(momentum.get_variable_value(name), value, rtol=1e-5, err_msg=name)
+    # evaluate restores the parts from the slices
+    assert momentum.evaluate(PARTITIONED_CASES.input_fn, steps=1)["global_step"] == 3
