@@ -331,6 +331,9 @@ class Estimator:
 
         def body(element):
             features, labels = data.split(element)
+            # 2.15's loss log names the step a batch trains (read before train_op increments it):
+            # step = 0, 10, 20 ... while summaries are written at the step after it.
+            step_before = store.global_step.read_value()
             spec = self._call_model_fn(features, labels, ModeKeys.TRAIN, summary_writer=summary_writer)
             hooks = list(user_hooks)
             if stop_hook is not None:
@@ -341,7 +344,7 @@ class Estimator:
             if config.log_step_count_steps is not None:
                 hooks.append(
                     LoggingTensorHook(
-                        {"loss": spec.loss, "step": store.global_step}, every_n_iter=config.log_step_count_steps
+                        {"loss": spec.loss, "step": step_before}, every_n_iter=config.log_step_count_steps
                     )
                 )
             hooks.extend(spec.training_hooks)

@@ -76,6 +76,9 @@ def test_set_verbosity_info_alone_shows_the_training_log_as_2_15(tmp_path):
 
     assert kinds(ours).count("loss = N, step = N") == kinds(theirs).count("loss = N, step = N") == 4
     assert kinds(ours).count("global_step/sec: N") == kinds(theirs).count("global_step/sec: N") == 2
+    # The steps the loss lines name: 2.15's 0, 10, 20 (the step each batch trained), then 30 on resume.
+    step_numbers = [int(re.search(r"step = (\d+)", m).group(1)) for m in ours if m.startswith("loss = ")]
+    assert step_numbers == [int(re.search(r"step = (\d+)", m).group(1)) for m in theirs if m.startswith("loss = ")]
     # evaluate(steps=200/25/7): exactly 2.15's progress lines (at most ~10 per evaluation).
     assert [m for m in ours if m.startswith("Evaluation [")] == [m for m in theirs if m.startswith("Evaluation [")]
     # The resumed train and every evaluate name the checkpoint they restore.

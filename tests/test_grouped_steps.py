@@ -124,7 +124,7 @@ def test_train_grouped_matches_one_step_per_call(tmp_path, caplog, call_sizes):
     def logged_steps(lines):
         return [int(re.search(r"step = (\d+)", line).group(1)) for line in lines]
 
-    assert logged_steps(grouped_log) == logged_steps(single_log) == [1, 10, 19, 28, 37, 46, 55, 64]
+    assert logged_steps(grouped_log) == logged_steps(single_log) == [0, 9, 18, 27, 36, 45, 54, 63]
     # The first run was one step per call; the second ran at most 6 per call, mostly more than 1.
     assert call_sizes[:70] == [1] * 70
     grouped_calls = call_sizes[70:]
