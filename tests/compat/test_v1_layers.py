@@ -140,3 +140,11 @@ def test_conv2d_transpose_names_shapes_and_outputs_match_2_15(case):
     estimator = bridge.Estimator(model_fn, config=_config())
     rows = list(estimator.predict(lambda: tf.data.Dataset.from_tensors({"x": np.zeros((2, 1), np.float32)})))
     np.testing.assert_allclose(np.stack(rows), expected["output"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(CONV_TRANSPOSE["errors"]))
+def test_conv2d_transpose_refuses_what_2_15_refused(case):
+    expected = CONV_TRANSPOSE["errors"][case]
+    with pytest.raises({"TypeError": TypeError, "ValueError": ValueError}[expected["error"]]) as raised:
+        _names_in_model_fn(lambda x, i: CONV_TRANSPOSE_RECORD.ERRORS[case](tf.constant(CONV_TRANSPOSE_RECORD.inputs())))
+    assert str(raised.value) == expected["message"]

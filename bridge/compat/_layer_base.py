@@ -1,0 +1,180 @@
+"""The base of bridge's ``tf.compat.v1.layers``: TF1's layer contract and the helpers the layers share.
+
+A layer opens ``tf.compat.v1.variable_scope(name, default_name=<layer kind>)`` and creates its
+weights there with ``tf.compat.v1.get_variable``, which gives TF1's names, reuse rules and
+collections (see ``bridge.compat.layers``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Callable, Sequence
+
+import tensorflow as tf
+
+
+def _snake_case(name: str) -> str:
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
+
+
+def _tuple(value: int | Sequence[int], rank: int, what: str) -> tuple[int, ...]:
+    if isinstance(value, int):
+        return (value,) * rank
+    value = tuple(int(v) for v in value)
+    if len(value) != rank:
+        raise ValueError(f"The `{what}` argument must be a tuple of {rank} integers. Received: {value}")
+    return value
+
+
+def _padding(padding: str) -> str:
+    padding = padding.upper()
+    if padding not in ("VALID", "SAME"):
+        raise ValueError(f"padding must be 'valid' or 'same' (any case). Received: {padding!r}")
+    return padding
+
+
+def _channels_first(data_format: str) -> bool:
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError(f"data_format must be 'channels_last' or 'channels_first'. Received: {data_format!r}")
+    return data_format == "channels_first"
+
+
+def _nn_format(rank: int, channels_first: bool) -> str:
+    spatial = {1: "W", 2: "HW", 3: "DHW"}[rank]
+    return f"NC{spatial}" if channels_first else f"N{spatial}C"
+
+
+def _static_bool(value: Any) -> bool | None:
+    """A Python bool for ``training`` when it is known before running (TF1's smart_cond)."""
+    if isinstance(value, bool) or value is None:
+        return bool(value)
+    static = tf.get_static_value(value)
+    return None if static is None else bool(static)
+
+
+def _cond(training: Any, if_true: Callable[[], Any], if_false: Callable[[], Any]) -> Any:
+    known = _static_bool(training)
+    if known is None:
+        return tf.cond(tf.cast(training, tf.bool), if_true, if_false)
+    return if_true() if known else if_false()
+
+
+class Layer:
+    """TF1's layer contract: variables under ``variable_scope(name, default_name=kind)``.
+
+    The scope is opened on the first call and re-entered (with reuse) on later calls, so one
+    instance called twice shares its variables, as in TF1. Subclasses implement ``build(shape)``
+    (creating weights with ``add_weight``) and ``call(inputs, ...)``.
+    """
+
+    def __init__(
+        self,
+        trainable: bool = True,
+        name: str | None = None,
+        dtype: Any = None,
+        activity_regularizer: Callable | None = None,
+        _reuse: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if kwargs:
+            raise TypeError(f"{type(self).__name__} got unexpected keyword arguments: {sorted(kwargs)}")
+        self.trainable = trainable
+        self._name = name
+        self.dtype = tf.as_dtype(dtype) if dtype is not None else None
+        self.activity_regularizer = activity_regularizer
+        self._reuse = _reuse
+        self._scope: Any = None
+        self.built = False
+        self._trainable_weights: list[tf.Variable] = []
+        self._non_trainable_weights: list[tf.Variable] = []
+        self.updates: list[Any] = []
+        self.losses: list[tf.Tensor] = []
+
+    @property
+    def name(self) -> str:
+        if self._name is None and self._scope is not None:
+            return self._scope.name.split("/")[-1]
+        return self._name or _snake_case(type(self).__name__)
+
+    @property
+    def scope_name(self) -> str | None:
+        return None if self._scope is None else self._scope.name
+
+    @property
+    def trainable_variables(self) -> list[tf.Variable]:
+        return list(self._trainable_weights) if self.trainable else []
+
+    @property
+    def non_trainable_variables(self) -> list[tf.Variable]:
+        if self.trainable:
+            return list(self._non_trainable_weights)
+        return self._trainable_weights + self._non_trainable_weights
+
+    trainable_weights = trainable_variables
+    non_trainable_weights = non_trainable_variables
+
+    @property
+    def variables(self) -> list[tf.Variable]:
+        return self._trainable_weights + self._non_trainable_weights
+
+    weights = variables
+
+    def add_weight(
+        self,
+        name: str,
+        shape: Sequence[int],
+        initializer: Any = None,
+        regularizer: Callable | None = None,
+        trainable: bool = True,
+        constraint: Callable | None = None,
+        dtype: Any = None,
+        aggregation: tf.VariableAggregation = tf.VariableAggregation.NONE,
+    ) -> tf.Variable:
+        variable = tf.compat.v1.get_variable(
+            name,
+            shape=shape,
+            dtype=dtype or self.dtype,
+            initializer=initializer,
+            regularizer=regularizer,
+            trainable=trainable and self.trainable,
+            constraint=constraint,
+            aggregation=aggregation,
+        )
+        (self._trainable_weights if trainable else self._non_trainable_weights).append(variable)
+        return variable
+
+    def build(self, input_shape: tf.TensorShape) -> None:
+        pass
+
+    def call(self, inputs: tf.Tensor, **kwargs: Any) -> tf.Tensor:
+        raise NotImplementedError
+
+    def _open_scope(self) -> Any:
+        if self._scope is None:
+            return tf.compat.v1.variable_scope(self._name, default_name=_snake_case(type(self).__name__), reuse=self._reuse)
+        return tf.compat.v1.variable_scope(self._scope, reuse=True, auxiliary_name_scope=True)
+
+    def __call__(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._open_scope() as scope:
+            if self._scope is None:
+                self._scope = scope
+            inputs = tf.convert_to_tensor(inputs)
+            if self.dtype is None:
+                self.dtype = inputs.dtype if inputs.dtype.is_floating else tf.float32
+            if inputs.dtype != self.dtype:
+                inputs = tf.cast(inputs, self.dtype)
+            if not self.built:
+                self.build(inputs.shape)
+                self.built = True
+            outputs = self.call(inputs, *args, **kwargs)
+            if self.activity_regularizer is not None:
+                # TF1 layers divided the activity penalty by the batch size.
+                batch = tf.cast(tf.shape(outputs)[0], outputs.dtype)
+                loss = self.activity_regularizer(outputs) / batch
+                self.losses.append(loss)
+                tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES, loss)
+        return outputs
+
+    def apply(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        return self(inputs, *args, **kwargs)
