@@ -19,15 +19,30 @@ _depth: dict[tuple[int, str], int] = {}
 _previous: dict[tuple[int, str], Any] = {}
 
 
+def _is_api_wrapper(target: Any) -> bool:
+    """TensorFlow's API module wrapper (``tf.compat.v1.data``, ``tf.compat.v1.train``, ...).
+
+    It caches what it hands out, so a name is set through its ``setattr`` (which updates the
+    wrapped module and the cache), never only in its ``__dict__``.
+    """
+    return not isinstance(target, type) and "_tfmw_wrapped_module" in vars(target)
+
+
+def _current(target: Any, name: str) -> Any:
+    if _is_api_wrapper(target):
+        return getattr(vars(target)["_tfmw_wrapped_module"], name, _MISSING)
+    return vars(target).get(name, _MISSING)
+
+
 def _put(target: Any, name: str, value: Any) -> None:
-    if isinstance(target, type):  # a class's __dict__ is read-only
+    if isinstance(target, type) or _is_api_wrapper(target):  # a class's __dict__ is read-only
         setattr(target, name, value)
     else:
         vars(target)[name] = value
 
 
 def _remove(target: Any, name: str) -> None:
-    if isinstance(target, type):
+    if isinstance(target, type) or _is_api_wrapper(target):
         delattr(target, name)
     else:
         vars(target).pop(name, None)
@@ -37,8 +52,9 @@ def _remove(target: Any, name: str) -> None:
 def attributes_set(target: Any, values: Mapping[str, Any]) -> Iterator[None]:
     """Sets ``values`` as attributes of ``target`` (a module or module-like object) while open.
 
-    Written straight into the object's ``__dict__``: TensorFlow's lazy module loaders would
-    otherwise import (and, for Keras 3's missing legacy modules, refuse) on assignment.
+    Written straight into a module's ``__dict__``: TensorFlow's lazy module loaders would
+    otherwise import (and, for Keras 3's missing legacy modules, refuse) on assignment. Classes
+    and TensorFlow's API module wrappers are set through ``setattr`` (see ``_is_api_wrapper``).
     Nested or concurrent openings on the same names are counted: the names go away (or get
     their previous values back) when the outermost opening closes.
     """
@@ -46,7 +62,7 @@ def attributes_set(target: Any, values: Mapping[str, Any]) -> Iterator[None]:
         for name, value in values.items():
             key = (id(target), name)
             if _depth.get(key, 0) == 0:
-                _previous[key] = target.__dict__.get(name, _MISSING)
+                _previous[key] = _current(target, name)
                 _put(target, name, value)
             _depth[key] = _depth.get(key, 0) + 1
     try:

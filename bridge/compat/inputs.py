@@ -39,6 +39,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
+from bridge.compat._patching import attributes_set
+
 logger = logging.getLogger("bridge")
 
 _DIRECT_INPUT = "__direct_input__"
@@ -316,17 +318,10 @@ def _iterator_scope(call: Any) -> Iterator[None]:
         return make_iterator(self)
 
     names = ("make_one_shot_iterator", "make_initializable_iterator")
-    # setattr/getattr, not __dict__: tf.compat.v1.data is a TFModuleWrapper that caches what it hands out.
-    targets = [(tf.compat.v1.data, make_iterator), (dataset_ops.DatasetV1, method)]
-    saved = [(target, name, getattr(target, name)) for target, _ in targets for name in names]
-    try:
-        for target, replacement in targets:
-            for name in names:
-                setattr(target, name, replacement)
+    with attributes_set(tf.compat.v1.data, dict.fromkeys(names, make_iterator)), attributes_set(
+        dataset_ops.DatasetV1, dict.fromkeys(names, method)
+    ):
         yield
-    finally:
-        for target, name, original in saved:
-            setattr(target, name, original)
     call.result = _dataset_for(call.result, iterators)
 
 
