@@ -80,20 +80,22 @@ class BatchNormalization(Layer):
         param_dtype = tf.float32 if self.dtype in (tf.float16, tf.bfloat16) else self.dtype
         if self.scale:
             self.gamma = self.add_weight(
-                "gamma", param_shape, self.gamma_initializer, self.gamma_regularizer, constraint=self.gamma_constraint, dtype=param_dtype
+                "gamma", param_shape, param_dtype, self.gamma_initializer, self.gamma_regularizer,
+                constraint=self.gamma_constraint,
             )
         if self.center:
             self.beta = self.add_weight(
-                "beta", param_shape, self.beta_initializer, self.beta_regularizer, constraint=self.beta_constraint, dtype=param_dtype
+                "beta", param_shape, param_dtype, self.beta_initializer, self.beta_regularizer,
+                constraint=self.beta_constraint,
             )
         # Moving statistics are model state (saved in checkpoints), not trainable; under a
         # distribution strategy each replica's update is averaged, as TF1's were.
         mean = tf.VariableAggregation.MEAN
         self.moving_mean = self.add_weight(
-            "moving_mean", param_shape, self.moving_mean_initializer, trainable=False, dtype=param_dtype, aggregation=mean
+            "moving_mean", param_shape, param_dtype, self.moving_mean_initializer, trainable=False, aggregation=mean
         )
         self.moving_variance = self.add_weight(
-            "moving_variance", param_shape, self.moving_variance_initializer, trainable=False, dtype=param_dtype, aggregation=mean
+            "moving_variance", param_shape, param_dtype, self.moving_variance_initializer, trainable=False, aggregation=mean
         )
 
     def _broadcast(self, value: tf.Tensor | None, rank: int) -> tf.Tensor | None:

@@ -33,11 +33,13 @@ class _KernelLayer(Layer):
 
     def _build_kernel_and_bias(self, kernel_shape: list[int], units: int) -> None:
         self.kernel = self.add_weight(
-            "kernel", kernel_shape, self.kernel_initializer, self.kernel_regularizer, constraint=self.kernel_constraint
+            "kernel", kernel_shape, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
+            constraint=self.kernel_constraint,
         )
         if self.use_bias:
             self.bias = self.add_weight(
-                "bias", [units], self.bias_initializer, self.bias_regularizer, constraint=self.bias_constraint
+                "bias", [units], initializer=self.bias_initializer, regularizer=self.bias_regularizer,
+                constraint=self.bias_constraint,
             )
 
     def _finish(self, outputs: tf.Tensor, data_format: str = "NHWC") -> tf.Tensor:

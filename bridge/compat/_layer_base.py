@@ -124,13 +124,27 @@ class Layer:
         self,
         name: str,
         shape: Sequence[int],
+        dtype: Any = None,
         initializer: Any = None,
         regularizer: Callable | None = None,
-        trainable: bool = True,
+        trainable: bool | None = None,
         constraint: Callable | None = None,
-        dtype: Any = None,
+        use_resource: bool | None = None,
+        synchronization: tf.VariableSynchronization = tf.VariableSynchronization.AUTO,
         aggregation: tf.VariableAggregation = tf.VariableAggregation.NONE,
+        partitioner: Callable | None = None,
+        **kwargs: Any,
     ) -> tf.Variable:
+        """A weight of this layer: ``get_variable(name, ...)`` in the layer's variable scope.
+
+        TF1's signature and rules: ``trainable`` defaults to True (False for ``ON_READ``
+        synchronization), a regularizer's penalty goes to ``REGULARIZATION_LOSSES`` once.
+        """
+        unknown = set(kwargs) - {"getter", "experimental_autocast", "caching_device"}
+        if unknown:
+            raise TypeError(f"add_weight got unexpected keyword arguments: {sorted(unknown)}")
+        if trainable is None:
+            trainable = synchronization != tf.VariableSynchronization.ON_READ
         variable = tf.compat.v1.get_variable(
             name,
             shape=shape,
@@ -139,10 +153,31 @@ class Layer:
             regularizer=regularizer,
             trainable=trainable and self.trainable,
             constraint=constraint,
+            use_resource=use_resource,
+            synchronization=synchronization,
             aggregation=aggregation,
+            partitioner=partitioner,
         )
-        (self._trainable_weights if trainable else self._non_trainable_weights).append(variable)
+        parts = list(variable) if partitioner is not None and hasattr(variable, "_get_variable_list") else [variable]
+        (self._trainable_weights if trainable else self._non_trainable_weights).extend(parts)
         return variable
+
+    # TF1's older name for add_weight
+    add_variable = add_weight
+
+    def add_loss(self, losses: Any, inputs: Any = None) -> None:
+        """Adds loss tensors to this layer and to ``REGULARIZATION_LOSSES``, as TF1 layers did."""
+        for loss in tf.nest.flatten(losses):
+            if loss is None:
+                continue
+            self.losses.append(loss)
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.REGULARIZATION_LOSSES, loss)
+
+    def add_update(self, updates: Any, inputs: Any = None) -> None:
+        """Adds update ops to this layer and to ``UPDATE_OPS`` (run when the model_fn fetches them)."""
+        for update in tf.nest.flatten(updates):
+            self.updates.append(update)
+            tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, update)
 
     def build(self, input_shape: tf.TensorShape) -> None:
         pass

@@ -152,6 +152,18 @@ def public_names() -> dict[str, Any]:
     return names
 
 
+def install_classes() -> None:
+    """Makes ``tf.compat.v1.layers.Layer``, ``Dense``, ... bridge's classes everywhere, for good.
+
+    Part of ``bridge.install_as_tf_estimator()``: legacy code subclasses them in class statements
+    that run at import time, outside any model_fn. The functional forms (``dense``, ...) stay
+    scoped to model_fn calls.
+    """
+    for name, value in public_names().items():
+        if isinstance(value, type):
+            vars(tf.compat.v1.layers)[name] = value
+
+
 @contextlib.contextmanager
 def _model_fn_scope(call: ModelFnCall) -> Any:
     with attributes_set(tf.compat.v1.layers, public_names()), deferred_updates(call):

@@ -10,7 +10,10 @@ library touches ``tf.estimator``), makes these resolve to bridge:
   X`` that libraries use: every module under that package forwards its names to bridge;
 * ``tf.compat.v1.train.LoggingTensorHook`` and ``ProfilerHook``, whose TensorFlow classes
   cannot work on TensorFlow 2 (the first refuses a list of graph tensors, the second cannot
-  even be built eagerly): bridge's classes of the same name and arguments.
+  even be built eagerly): bridge's classes of the same name and arguments;
+* the classes of ``tf.compat.v1.layers`` (``Layer``, ``Dense``, ``Conv2D``, ...), which Keras 3
+  answers with "not available": bridge's, so legacy layers that subclass them at import time
+  (``class MyLayer(tf.compat.v1.layers.Layer)``) work in model_fn with TF1's variable names.
 
 Without the call nothing of TensorFlow is changed. Names bridge does not provide raise an
 AttributeError that says so.
@@ -124,6 +127,9 @@ def install_as_tf_estimator() -> None:
         tf.compat.v2.estimator = tf.estimator
     for name in _V1_TRAIN_HOOKS:
         setattr(tf.compat.v1.train, name, getattr(bridge, name))
+    from bridge.compat import layers as v1_layers
+
+    v1_layers.install_classes()
 
 
 __all__ = ["install_as_tf_estimator"]

@@ -30,3 +30,27 @@ def copy_model_dir(topic: str, destination: str) -> str:
     target = os.path.join(destination, f"{topic}_model_dir")
     shutil.copytree(os.path.join(FIXTURES, topic, "model_dir"), target)
     return target
+
+
+def run_python(code: str, **env: str) -> str:
+    """Runs ``code`` in a fresh Python (for what must happen before TensorFlow or a module is imported).
+
+    The bridge under test is importable there (the installed package in CI, this checkout
+    otherwise); returns stdout, failing the test with stderr's tail on a non-zero exit.
+    """
+    import subprocess
+    import sys
+    import tempfile
+    import textwrap
+
+    import bridge
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__)))
+    environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env)
+    environment["PYTHONPATH"] = os.pathsep.join([root, os.path.dirname(os.path.dirname(FIXTURES)), environment.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], env=environment, capture_output=True, text=True, timeout=600,
+        cwd=tempfile.gettempdir(),  # `python -c` puts cwd first on sys.path: keep a checkout's bridge/ out
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
