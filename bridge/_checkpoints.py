@@ -53,8 +53,30 @@ __all__ = [
 ]
 
 
+RESUME_ADVICE = (
+    "Refusing to start from scratch, which would replace the trained model. To start over, "
+    "move these files out of model_dir (or use a new model_dir); to start from weights you "
+    "have elsewhere, pass warm_start_from=<checkpoint> explicitly."
+)
+
+
 class CheckpointRecoveryError(RuntimeError):
-    """model_dir holds checkpoint files, but none of them can be restored."""
+    """model_dir holds checkpoint files, but none of them can be restored.
+
+    The message names every file skipped and why, then ``advice``: how the caller (training by
+    default; warm start and export say their own) can proceed.
+    """
+
+    def __init__(self, model_dir: str, problems: Sequence[str], advice: str = RESUME_ADVICE) -> None:
+        self.model_dir, self.problems = model_dir, list(problems)
+        super().__init__(
+            f"model_dir {model_dir} holds checkpoint files, but none of them can be restored: "
+            + "; ".join(self.problems) + ". " + advice
+        )
+
+    def with_advice(self, advice: str) -> "CheckpointRecoveryError":
+        """The same refusal, ending with another caller's advice."""
+        return CheckpointRecoveryError(self.model_dir, self.problems, advice)
 
 
 class _State(NamedTuple):
@@ -106,7 +128,10 @@ def checkpoint_problem(prefix: str) -> str | None:
     shards = sorted(glob.glob(glob.escape(prefix) + ".data-?????-of-?????"))
     expected = int(shards[0].rsplit("-of-", 1)[1]) if shards else 1
     if len(shards) != expected:
-        return f"its data files {prefix}.data-*-of-{expected:05d} are incomplete ({len(shards)} of {expected})"
+        missing = sorted({f"{prefix}.data-{i:05d}-of-{expected:05d}" for i in range(expected)} - set(shards))
+        return f"its data files are incomplete ({len(shards)} of {expected}; missing: {', '.join(missing[:3])}" + (
+            ", ...)" if len(missing) > 3 else ")"
+        )
     needed = sum(int(np.prod(shapes[k], dtype=np.int64)) * dtypes[k].size for k in shapes if dtypes[k] != tf.string)
     held = sum(os.path.getsize(s) for s in shards)
     if held < needed:
@@ -166,13 +191,7 @@ def find_checkpoint(model_dir: str | None) -> str | None:
                     "treating it as holding none.", model_dir, ", ".join(candidates),
                 )
             return None
-        raise CheckpointRecoveryError(
-            f"model_dir {model_dir} holds checkpoint files, but none of them can be restored: "
-            + "; ".join(skipped)
-            + ". Refusing to start from scratch, which would replace the trained model. To start over, "
-            "move these files out of model_dir (or use a new model_dir); to start from weights you "
-            "have elsewhere, pass warm_start_from=<checkpoint> explicitly."
-        )
+        raise CheckpointRecoveryError(model_dir, skipped)
     if skipped:
         message = (
             f"Checkpoint recovery in {model_dir}: restoring {chosen}, the newest intact checkpoint. "

@@ -30,7 +30,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.python.trackable import resource
 
-from bridge import _checkpoints
+from bridge import _checkpoints, warm_start
 from bridge._variables import VariableStore
 from bridge.export import ServingInputReceiver, TensorServingInputReceiver
 from bridge.export_output import ExportOutput, Signature
@@ -71,20 +71,30 @@ def temp_export_dir(export_dir: str) -> str:
     return os.path.join(head, "temp-" + tail)
 
 
+_EXPORT_ADVICE = (
+    "Cannot export from it: pass checkpoint_path=<an intact checkpoint prefix> (a model.ckpt-<step> "
+    "whose .index and .data files are complete) to export that checkpoint."
+)
+
+
 def _resolve_checkpoint(estimator: Any, checkpoint_path: str | None) -> str:
-    """The given checkpoint, else the latest in model_dir, else the warm-start source."""
+    """The given checkpoint, else model_dir's newest intact one, else the warm-start source.
+
+    model_dir is read with training's recovery rule (``Estimator.latest_checkpoint``): a
+    damaged newest checkpoint is skipped with a WARNING; checkpoint files of which none is intact
+    are refused (``CheckpointRecoveryError`` naming them), never exported from another source.
+    """
     if checkpoint_path:
         return os.fsdecode(checkpoint_path)
-    latest = estimator.latest_checkpoint()
+    try:
+        latest = estimator.latest_checkpoint()  # a subclass may redefine it, as in tf.estimator
+    except _checkpoints.CheckpointRecoveryError as error:
+        raise error.with_advice(_EXPORT_ADVICE) from None
     if latest:
         return latest
     settings = getattr(estimator, "_warm_start_settings", None)
     if settings is not None:
-        source = os.fsdecode(settings.ckpt_to_initialize_from)
-        if tf.io.gfile.isdir(source):
-            source = tf.train.latest_checkpoint(source)
-        if source:
-            return source
+        return warm_start.source_checkpoint(settings.ckpt_to_initialize_from)
     raise ValueError(f"Couldn't find trained model at {estimator.model_dir}.")
 
 

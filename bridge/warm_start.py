@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import re
@@ -10,7 +11,7 @@ from typing import Any, Mapping, NamedTuple, Sequence, Union
 import numpy as np
 import tensorflow as tf
 
-from bridge import _name_mapping
+from bridge import _checkpoints, _name_mapping
 
 logger = logging.getLogger("bridge")
 
@@ -58,13 +59,37 @@ def normalize(warm_start_from: Any) -> WarmStartSettings | None:
     return settings
 
 
-def _checkpoint_prefix(path: str) -> str:
-    if tf.io.gfile.isdir(path):
+_WARM_START_ADVICE = (
+    "Cannot warm-start from it: point warm_start_from at an intact checkpoint prefix "
+    "(a model.ckpt-<step> whose .index and .data files are complete) or at another model_dir."
+)
+
+
+def source_checkpoint(path: str) -> str:
+    """The checkpoint prefix to read for ``path``: a model_dir's newest intact one, or ``path`` itself.
+
+    A model_dir is read with training's recovery rule (``bridge._checkpoints.find_checkpoint``):
+    a damaged newest checkpoint is skipped with a WARNING naming it; when checkpoint files exist
+    but none is intact, ``CheckpointRecoveryError`` names them. A checkpoint prefix that cannot be
+    read is refused naming the file, before any variable is touched.
+    """
+    path = os.fsdecode(path)
+    if os.path.isdir(path):
+        try:
+            latest = _checkpoints.find_checkpoint(path)
+        except _checkpoints.CheckpointRecoveryError as error:
+            raise error.with_advice(_WARM_START_ADVICE) from None
+    elif tf.io.gfile.isdir(path):  # a filesystem only TensorFlow reaches (gs://, hdfs://): no recovery
         latest = tf.train.latest_checkpoint(path)
-        if latest is None:
-            raise ValueError(f"warm_start_from: no checkpoint found in directory {path}")
-        return latest
-    return path
+    else:
+        if os.path.exists(path + ".index") or glob.glob(glob.escape(path) + ".data-*"):
+            problem = _checkpoints.checkpoint_problem(path)
+            if problem is not None:
+                raise ValueError(f"warm_start_from: checkpoint {path} cannot be read: {problem}.")
+        return path
+    if latest is None:
+        raise ValueError(f"warm_start_from: no checkpoint found in directory {path}")
+    return latest
 
 
 def _selected(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> dict[str, tf.Variable]:
@@ -107,7 +132,7 @@ def apply(
     optimizer's state taken from the slots a ``tf.compat.v1.train`` optimizer wrote, following
     ``var_name_to_prev_var_name``.
     """
-    prefix = _checkpoint_prefix(settings.ckpt_to_initialize_from)
+    prefix = source_checkpoint(settings.ckpt_to_initialize_from)
     reader = tf.train.load_checkpoint(prefix)
     shapes = reader.get_variable_to_shape_map()
     keys = _source_keys(prefix, shapes)
