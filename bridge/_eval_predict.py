@@ -29,7 +29,7 @@ def refuse_writes(step: TracedStep, store: VariableStore, mode: str) -> None:
     Only what the outputs need runs (a train_op built in every mode is left out, as in
     tf.estimator), so a write that remains is one the outputs depend on.
     """
-    written = step.written_variables(store.saveable)
+    written = step.written_variables(store.model_variables)
     if written:
         raise ValueError(
             f"In {mode} mode the outputs of model_fn (predictions, loss, eval_metric_ops or a hook's "

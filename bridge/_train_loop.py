@@ -95,7 +95,7 @@ def raise_if_weights_not_finite(store: VariableStore, step: int) -> None:
     huge but finite weights; then nothing is raised and training goes on).
     """
     bad = [
-        key for key, variable in store.saveable.items()
+        key for key, variable in store.model_variables.items()
         if variable.dtype.is_floating and not np.isfinite(variable.numpy()).all()
     ]
     if not bad:
@@ -114,10 +114,11 @@ class CheckpointSaver:
     def __init__(self, model_dir: str, config: RunConfig, store: VariableStore,
                  listeners: Sequence[CheckpointSaverListener], restored: str | None) -> None:
         self._variables = store.saveable
-        self._writer = _checkpoints.CheckpointWriter(
-            model_dir, self._variables, config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours,
-            restored=restored,
-        )
+        keep_max, keep_hours = config.keep_checkpoint_max, config.keep_checkpoint_every_n_hours
+        if store.checkpoint_policy is not None:  # model_fn's Scaffold(saver=...) replaces the RunConfig's
+            keep_max = store.checkpoint_policy.max_to_keep
+            keep_hours = store.checkpoint_policy.keep_checkpoint_every_n_hours
+        self._writer = _checkpoints.CheckpointWriter(model_dir, self._variables, keep_max, keep_hours, restored=restored)
         self._every_steps = config.save_checkpoints_steps
         self._every_secs = config.save_checkpoints_secs
         self._listeners = list(listeners)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import inspect
 import re
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import tensorflow as tf
 from tensorflow.python.ops import resource_variable_ops
@@ -116,6 +117,21 @@ def active_store() -> "VariableStore | None":
     return getattr(_ACTIVE, "store", None)
 
 
+@dataclasses.dataclass
+class CheckpointPolicy:
+    """What model_fn asked of model_dir's checkpoints instead of the RunConfig's defaults.
+
+    Set during the trace by an extension (``bridge.compat.scaffold``: a Scaffold's
+    ``tf.compat.v1.train.Saver``). ``variables``: checkpoint key -> variable saved and restored
+    (None: every model variable, keyed as usual); ``max_to_keep`` / ``keep_checkpoint_every_n_hours``:
+    retention replacing ``RunConfig.keep_checkpoint_max`` / ``keep_checkpoint_every_n_hours``.
+    """
+
+    variables: Mapping[str, tf.Variable] | None = None
+    max_to_keep: int | None = None
+    keep_checkpoint_every_n_hours: float | None = None
+
+
 def _is_metric_state(variable: tf.Variable, kwargs: dict[str, Any]) -> bool:
     """Whether a variable is metric state: fresh for every call and never saved.
 
@@ -151,6 +167,13 @@ class VariableStore:
         # applied), for checkpoints keyed differently (bridge._name_mapping).
         self.state_owners: list[Any] = []
         self._keras_keys: set[str] = set()  # created by a Keras 3 layer, optimizer or metric
+        # Set by an extension while model_fn is traced (bridge.compat.scaffold), read by the runtime:
+        # the checkpoint policy model_fn asked for, and ``initialize(restored=, default=, warm_start=)``,
+        # which takes over initialising the model once it is built: ``default()`` restores the
+        # checkpoint (``restored``) or warm-starts (``warm_start``: warm_start_from was given);
+        # the extension calls it or not, then adds its own.
+        self.checkpoint_policy: CheckpointPolicy | None = None
+        self.initialize: Callable[..., None] | None = None
         self.global_step = self._create_global_step()
 
     def _create_global_step(self) -> tf.Variable:
@@ -175,7 +198,14 @@ class VariableStore:
 
     @property
     def saveable(self) -> dict[str, tf.Variable]:
-        """The variables checkpoints carry: all but local metric state."""
+        """The variables checkpoints carry: all but local metric state (or the checkpoint policy's)."""
+        if self.checkpoint_policy is not None and self.checkpoint_policy.variables is not None:
+            return dict(self.checkpoint_policy.variables)
+        return self.model_variables
+
+    @property
+    def model_variables(self) -> dict[str, tf.Variable]:
+        """Every variable but local metric state, by checkpoint key."""
         return {k: v for k, v in self._by_key.items() if k not in self._local_keys}
 
     @property

@@ -238,14 +238,23 @@ class Estimator:
         return made[0]._replace(dataset=dataset)
 
     def _restore_or_warm_start(self, store: VariableStore, checkpoint_path: str | None, purpose: str) -> None:
-        if checkpoint_path:
-            logger.info("Restoring parameters from %s", checkpoint_path)
-            _checkpoints.restore(checkpoint_path, store.saveable, store.state_owners)
-            return
-        if self._warm_start_settings is not None:
-            warm_start.apply(self._warm_start_settings, store.variables, store.state_owners)
-        elif purpose:
-            logger.info("Could not find trained model in model_dir: %s, running initialization to %s.", self.model_dir, purpose)
+        """Restores ``checkpoint_path`` or warm-starts; an extension may take this over (``store.initialize``)."""
+
+        def default() -> None:
+            if checkpoint_path:
+                logger.info("Restoring parameters from %s", checkpoint_path)
+                _checkpoints.restore(checkpoint_path, store.saveable, store.state_owners)
+            elif self._warm_start_settings is not None:
+                warm_start.apply(self._warm_start_settings, store.variables, store.state_owners)
+            elif purpose:
+                logger.info(
+                    "Could not find trained model in model_dir: %s, running initialization to %s.", self.model_dir, purpose
+                )
+
+        if store.initialize is None:
+            default()
+        else:
+            store.initialize(restored=bool(checkpoint_path), default=default, warm_start=self._warm_start_settings is not None)
 
     # -- train -------------------------------------------------------------------------------
     def train(
@@ -358,7 +367,7 @@ class Estimator:
             train_op = spec.train_op if isinstance(spec.train_op, tf.Operation) else spec.train_op.op
             outputs = {"loss": spec.loss, "global_step": store.global_step, "train_op": train_op}
             if config.check_finite_weights:
-                outputs[WEIGHTS_FINITE] = all_finite(list(store.saveable.values()))
+                outputs[WEIGHTS_FINITE] = all_finite(list(store.model_variables.values()))
             return spec, outputs, hooks
 
         iterations = config.iterations_per_loop
@@ -491,7 +500,7 @@ class Estimator:
             if variables_from is None:
                 self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
             else:
-                for key, variable in store.saveable.items():
+                for key, variable in store.model_variables.items():
                     if key in variables_from:
                         variable.assign(variables_from[key])
             _after_create_session(hooks)

@@ -1,26 +1,30 @@
 """``EstimatorSpec(scaffold=tf.compat.v1.train.Scaffold(...))``: legacy initialisation, session-free.
 
-Legacy model_fns used a Scaffold to initialise a fresh model, typically from a pretrained
-checkpoint: ``Scaffold(init_fn=lambda scaffold, session: saver.restore(session, path))``.
-tf.estimator ran ``init_fn`` once, when model_dir had no checkpoint to restore.
+Legacy model_fns used a Scaffold to initialise a fresh model (typically from a pretrained
+checkpoint) and to choose what model_dir's checkpoints hold. bridge has no Session; it gives
+each field tf.estimator 2.15's meaning (facts: tests/fixtures/legacy_2_15/scaffold/):
 
-bridge has no Session. Its model variables exist (eagerly) as soon as model_fn has built them,
-so when model_fn returns a Scaffold and model_dir has no checkpoint, ``init_fn(scaffold,
-session)`` runs right away, outside the traced step, with a stand-in ``session``:
-
-* ``session.run(variable)`` returns the variable's value; ``saver.restore(session, path)``
-  restores by name, where ``saver`` is a ``tf.compat.v1.train.Saver`` built inside model_fn
-  (bridge hands model_fn a session-free Saver: a real one would add restore ops that run at
-  every step);
-* assignments inside init_fn (``variable.assign(value)``) act at once;
-* ``session.run`` of a graph tensor or op built in model_fn cannot run outside the step: a clear
-  error names the replacement.
-
-The runtime then warm-starts (``warm_start_from``) over these values. ``init_op`` may only be
-a no-op (``tf.compat.v1.global_variables_initializer()``: bridge's variables are initialised
-when created); ``saver`` may only ask for what RunConfig already does (every variable,
-``keep_checkpoint_max``, ``keep_checkpoint_every_n_hours``); the other Scaffold fields are
-refused by name.
+* When model_dir has **no checkpoint**, the model is initialised in 2.15's order: the
+  variables' initial values, warm start (``warm_start_from``), then ``init_op``, then
+  ``init_fn(scaffold, session)``. A custom ``init_op`` replaces the default initialisation,
+  so, as in 2.15, ``warm_start_from`` is not applied (2.15's ``global_variables_initializer``
+  built in model_fn predates the warm start): bridge says so in a WARNING. An ``init_op`` that
+  leaves variables uninitialised (it neither depends on ``global_variables_initializer()`` nor
+  assigns them) raises 2.15's RuntimeError naming them.
+* When a checkpoint is restored, neither ``init_op`` nor ``init_fn`` runs.
+* ``local_init_op`` runs after either, in every call (train, evaluate, predict).
+* ``init_op``, ``local_init_op`` and whatever init_fn runs through ``session.run`` are ops
+  model_fn built in the traced step; they run once, outside it (``bridge.compat._run_once``).
+  init_fn's ``session`` is a stand-in: ``run`` of variables, tensors and ops built in model_fn
+  (no ``feed_dict``); a ``tf.compat.v1.train.Saver`` built in model_fn restores by name.
+* ``saver=tf.compat.v1.train.Saver(...)`` decides model_dir's checkpoints: ``var_list`` (a list,
+  or a dict of checkpoint names) is what is saved and restored, under those names;
+  ``max_to_keep`` and ``keep_checkpoint_every_n_hours`` replace the RunConfig's. A var_list
+  must hold the global step; restoring a checkpoint that leaves model variables out raises
+  2.15's RuntimeError naming them.
+* ``ready_op``, ``ready_for_local_init_op``, ``summary_op``, ``init_feed_dict`` and
+  ``local_init_feed_dict`` are refused by name, as are Saver arguments bridge's checkpoints
+  cannot follow (``saver_def``, ``builder``, ``pad_step_number``, ``filename``, V1 format).
 """
 
 from __future__ import annotations
@@ -28,26 +32,37 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
+import numpy as np
 import tensorflow as tf
 
 from bridge._model_fn_scopes import ModelFnCall, register
+from bridge._variables import CheckpointPolicy, active_store
+from bridge.compat._run_once import closure, is_graph_value, run_once, written_handles
 
 logger = logging.getLogger("bridge")
 
-_REFUSED_FIELDS = (
-    "ready_op",
-    "ready_for_local_init_op",
-    "local_init_op",
-    "summary_op",
-    "init_feed_dict",
-    "local_init_feed_dict",
-)
+_REFUSED_FIELDS = {
+    "ready_op": "bridge's variables are always initialised; remove it",
+    "ready_for_local_init_op": "bridge's variables are always initialised; remove it",
+    "summary_op": "tf.compat.v1.summary ops built in model_fn are written every RunConfig.save_summary_steps",
+    "init_feed_dict": "build init_op from constants instead of placeholders",
+    "local_init_feed_dict": "build local_init_op from constants instead of placeholders",
+}
 _REPLACEMENT = (
     "assign inside init_fn (variable.assign(value)), call tf.compat.v1.train.init_from_checkpoint(...) in "
     "model_fn, or pass Estimator(warm_start_from=...)"
 )
+# Saver arguments that change what is written; refused (with the fix) on a Scaffold's saver.
+_REFUSED_SAVER_ARGS = {
+    "saver_def": "bridge writes model_dir's checkpoints with its own ops; remove saver_def",
+    "builder": "bridge writes model_dir's checkpoints with its own ops; remove builder",
+    "pad_step_number": "bridge names checkpoints model.ckpt-<step> as RunConfig does; remove pad_step_number",
+    "filename": "bridge writes model_dir/model.ckpt-<step>; remove filename",
+    "write_version": "bridge writes the V2 checkpoint format; remove write_version",
+}
+_SAVER_DEFAULTS = {"saver_def": None, "builder": None, "pad_step_number": False, "filename": None}
 
 
 def _key(variable: Any) -> str:
@@ -57,19 +72,51 @@ def _key(variable: Any) -> str:
 class Saver:
     """What ``tf.compat.v1.train.Saver(...)`` is inside model_fn: settings plus a session-free restore."""
 
-    def __init__(self, var_list: Any = None, reshape: bool = False, sharded: bool = False, max_to_keep: int = 5,
-                 keep_checkpoint_every_n_hours: float = 10000.0, name: str | None = None, **ignored: Any) -> None:
+    def __init__(
+        self,
+        var_list: Any = None,
+        reshape: bool = False,
+        sharded: bool = False,
+        max_to_keep: int | None = 5,
+        keep_checkpoint_every_n_hours: float = 10000.0,
+        name: str | None = None,
+        restore_sequentially: bool = False,
+        saver_def: Any = None,
+        builder: Any = None,
+        defer_build: bool = False,
+        allow_empty: bool = False,
+        write_version: int = 2,
+        pad_step_number: bool = False,
+        save_relative_paths: bool = False,
+        filename: str | None = None,
+    ) -> None:
         self.var_list = var_list
+        self.reshape = reshape
         self.max_to_keep = max_to_keep
         self.keep_checkpoint_every_n_hours = keep_checkpoint_every_n_hours
+        self._settings = {"saver_def": saver_def, "builder": builder, "pad_step_number": pad_step_number,
+                          "filename": filename, "write_version": write_version}
         with tf.init_scope():
             if var_list is None:
                 variables = {_key(v): v for v in tf.compat.v1.global_variables()}
             elif isinstance(var_list, dict):
                 variables = dict(var_list)
             else:
-                variables = {_key(v): v for v in var_list}
+                variables = {_key(v): v for v in tf.nest.flatten(list(var_list))}
         self._variables = variables
+
+    @property
+    def variables(self) -> dict[str, Any]:
+        """Checkpoint name -> variable, as this Saver saves and restores them."""
+        return dict(self._variables)
+
+    def refused_arguments(self) -> list[tuple[str, str]]:
+        """(argument, fix) for each argument that would change what model_dir's checkpoints are."""
+        refused = [(arg, fix) for arg, fix in _REFUSED_SAVER_ARGS.items()
+                   if arg != "write_version" and self._settings[arg] != _SAVER_DEFAULTS[arg]]
+        if self._settings["write_version"] != 2:  # tf.compat.v1.train.SaverDef.V2
+            refused.append(("write_version", _REFUSED_SAVER_ARGS["write_version"]))
+        return refused
 
     def restore(self, sess: Any, save_path: str) -> None:
         """Assigns every variable of this Saver from ``save_path`` (checkpoint names, as a v1 Saver)."""
@@ -81,7 +128,10 @@ class Saver:
             raise tf.errors.NotFoundError(None, None, f"Key(s) {missing} not found in checkpoint {save_path}")
         with tf.init_scope():
             for name, variable in self._variables.items():
-                variable.assign(tf.cast(reader.get_tensor(name), variable.dtype))
+                value = reader.get_tensor(name)
+                if self.reshape:
+                    value = np.reshape(value, variable.shape)
+                variable.assign(tf.cast(value, variable.dtype))
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         raise NotImplementedError(
@@ -91,25 +141,65 @@ class Saver:
 
 
 class _Session:
-    """The ``session`` handed to init_fn: reads variables; graph ops cannot run outside the step."""
+    """The ``session`` handed to init_fn: runs variables, tensors and ops built in model_fn, once."""
 
     graph = None
 
     def run(self, fetches: Any, feed_dict: Any = None, options: Any = None, run_metadata: Any = None) -> Any:
-        def value(item: Any) -> Any:
-            # An assign built in model_fn returns a variable-like "unread" result: it stands for an op.
-            built_in_model_fn = type(item).__name__ == "_UnreadVariable"
-            if isinstance(item, tf.Variable) and not built_in_model_fn:
-                return item.numpy()
-            if isinstance(item, tf.Tensor) and hasattr(item, "_numpy") and not built_in_model_fn:
-                return item.numpy()  # an eager tensor
-            raise RuntimeError(
-                f"Scaffold init_fn called session.run({item!r}): bridge has no Session, and ops built in "
-                f"model_fn run only inside its traced step. Instead, {_REPLACEMENT}."
+        if feed_dict:
+            raise ValueError(
+                "Scaffold init_fn called session.run(..., feed_dict=...): bridge has no placeholders to feed there. "
+                f"Instead, {_REPLACEMENT}."
             )
+        flat = tf.nest.flatten(fetches)
+        graph_items = []
+        for index, item in enumerate(flat):
+            parent = getattr(item, "_parent_op", None)  # an assign built in model_fn: runs, gives the new value
+            if parent is not None:
+                with parent.graph.as_default(), tf.control_dependencies([parent]):
+                    flat[index] = item = tf.identity(item)
+            if is_graph_value(item):
+                graph_items.append(index)
+            elif isinstance(item, tf.Variable):
+                flat[index] = item.numpy()
+            elif isinstance(item, tf.Tensor):
+                flat[index] = item.numpy()
+            else:
+                raise TypeError(f"Scaffold init_fn called session.run({item!r}): not a tensor, op or variable.")
+        if graph_items:
+            values = run_once([flat[i] for i in graph_items], "Scaffold init_fn's session.run")
+            for index, value in zip(graph_items, values):
+                flat[index] = value
+        return tf.nest.pack_sequence_as(fetches, flat)
 
-        with tf.init_scope():
-            return tf.nest.map_structure(value, fetches)
+
+class _Initializers:
+    """Stand-ins for the v1 variable initializers, for one model_fn call.
+
+    Variables are initialised when bridge creates them, so each returns a no-op; it records
+    which variables it stands for (None: all), so that a custom init_op's coverage can be
+    checked as 2.15's readiness check did.
+    """
+
+    def __init__(self) -> None:
+        self.covers: "dict[tf.Operation, set[int] | None]" = {}
+        every = self._maker(lambda *args, **kwargs: None)
+        local = self._maker(lambda *args, **kwargs: set())  # metric state: fresh per call anyway
+        some = self._maker(lambda var_list=(), name="init": {id(v) for v in var_list})
+        self.v1 = {
+            "global_variables_initializer": every, "initialize_all_variables": every,
+            "local_variables_initializer": local, "initialize_local_variables": local,
+            "variables_initializer": some, "initialize_variables": some,
+        }
+        self.v1_initializers = {"global_variables": every, "local_variables": local, "variables": some}
+
+    def _maker(self, covers: Callable[..., "set[int] | None"]) -> Callable[..., tf.Operation]:
+        def make(*args: Any, **kwargs: Any) -> tf.Operation:
+            op = tf.no_op(name=kwargs.get("name", "init"))
+            self.covers[op] = covers(*args, **kwargs)
+            return op
+
+        return make
 
 
 @contextlib.contextmanager
@@ -129,16 +219,14 @@ def _set(module: Any, values: dict) -> Iterator[None]:
             setattr(module, name, value)
 
 
-def _check(scaffold: Any, config: Any) -> None:
-    for field in _REFUSED_FIELDS:
+def _check(scaffold: Any, store: Any) -> None:
+    for field, fix in _REFUSED_FIELDS.items():
         if getattr(scaffold, "_" + field, None) is not None:
-            raise ValueError(f"Scaffold({field}=...) is not supported by bridge (no Session runs it). Instead, {_REPLACEMENT}.")
-    init_op = scaffold._init_op
-    if init_op is not None and not (getattr(init_op, "type", None) == "NoOp" and not init_op.control_inputs):
-        raise ValueError(
-            f"Scaffold(init_op={getattr(init_op, 'name', init_op)!r}) is not supported by bridge: an op built in model_fn "
-            f"runs only inside its traced step. bridge initialises variables when it creates them; instead, {_REPLACEMENT}."
-        )
+            raise ValueError(f"Scaffold({field}=...) is not supported by bridge (no Session runs it): {fix}.")
+    for field in ("init_op", "local_init_op"):
+        op = getattr(scaffold, "_" + field, None)
+        if op is not None and not is_graph_value(op):
+            raise TypeError(f"Scaffold({field}=...) must be an op or tensor built in model_fn; got {op!r}.")
     saver = scaffold._saver
     if saver is None:
         return
@@ -147,45 +235,98 @@ def _check(scaffold: Any, config: Any) -> None:
             "Scaffold(saver=...) must be a tf.compat.v1.train.Saver built inside model_fn; bridge writes model_dir's "
             "checkpoints itself (RunConfig(keep_checkpoint_max=..., keep_checkpoint_every_n_hours=...))."
         )
-    if saver.var_list is not None:
-        raise ValueError(
-            "Scaffold(saver=tf.compat.v1.train.Saver(var_list=...)): bridge's checkpoints hold every model variable, "
-            "so resuming and evaluate see the whole model. To take only some variables from another checkpoint, use "
-            "WarmStartSettings(vars_to_warm_start=...)."
-        )
-    if saver.max_to_keep != config.keep_checkpoint_max or (
-        saver.keep_checkpoint_every_n_hours != config.keep_checkpoint_every_n_hours
-    ):
-        raise ValueError(
-            f"Scaffold(saver=Saver(max_to_keep={saver.max_to_keep}, keep_checkpoint_every_n_hours="
-            f"{saver.keep_checkpoint_every_n_hours})) differs from the RunConfig (keep_checkpoint_max="
-            f"{config.keep_checkpoint_max}, keep_checkpoint_every_n_hours={config.keep_checkpoint_every_n_hours}): "
-            "bridge's checkpoint policy comes from the RunConfig; set these there."
-        )
+    for argument, fix in saver.refused_arguments():
+        raise ValueError(f"Scaffold(saver=tf.compat.v1.train.Saver({argument}=...)) is not supported: {fix}.")
+    if saver.var_list is not None and store is not None:
+        if all(variable is not store.global_step for variable in saver.variables.values()):
+            raise ValueError(
+                "Scaffold(saver=tf.compat.v1.train.Saver(var_list=...)) must include the global step "
+                "(tf.compat.v1.train.get_global_step()): without it model_dir's checkpoints cannot be resumed or "
+                "evaluated (tf.estimator 2.15 failed there with 'Variables not initialized: global_step')."
+            )
 
 
-def _initialise(scaffold: Any, config: Any) -> None:
+def _not_initialized(names: list[str], what: str) -> RuntimeError:
+    return RuntimeError(
+        f"{what} did not initialize every model variable (as tf.estimator 2.15, which stopped with 'Init operations "
+        f"did not make model ready'). Variables not initialized: {', '.join(names)}."
+    )
+
+
+def _run_init_op(init_op: Any, store: Any, has_init_fn: bool, initializers: _Initializers) -> None:
+    """Runs a custom init_op once; refuses one that leaves model variables uninitialised (2.15's check)."""
+    ops = closure([init_op if isinstance(init_op, tf.Operation) else init_op.op])
+    covered: "set[int] | None" = set()
+    for op in ops:
+        if op in initializers.covers:
+            if initializers.covers[op] is None:
+                covered = None  # global_variables_initializer(): everything
+                break
+            covered |= initializers.covers[op]
+    if covered is not None and not has_init_fn:  # init_fn may initialise the rest: 2.15 checked after it
+        written = written_handles(ops)
+        missing = [key for key, v in store.model_variables.items() if id(v) not in covered and id(v.handle) not in written]
+        if missing:
+            raise _not_initialized(missing, f"Scaffold(init_op={init_op.name!r})")
+    run_once(init_op, "Scaffold(init_op=...)")
+
+
+def _initializer_for(scaffold: Any, store: Any, initializers: _Initializers) -> Callable[..., None]:
+    init_op = scaffold._init_op
+    local_init_op = scaffold._local_init_op
     init_fn = getattr(scaffold, "_user_init_fn", None)
-    if init_fn is None:
-        return
-    model_dir = getattr(config, "model_dir", None)
-    if model_dir and tf.train.latest_checkpoint(model_dir):
-        return  # model_dir's checkpoint is restored instead, as in tf.estimator
-    logger.info("Running the Scaffold's init_fn (model_dir has no checkpoint).")
-    with tf.init_scope():
-        init_fn(scaffold, _Session())
+    saver = scaffold._saver
+
+    def initialize(restored: bool, default: Callable[[], None], warm_start: bool = False) -> None:
+        if restored:
+            default()
+            if saver is not None and saver.var_list is not None:
+                restored_ids = {id(v) for v in saver.variables.values()}
+                missing = [key for key, v in store.model_variables.items() if id(v) not in restored_ids]
+                if missing:
+                    raise _not_initialized(missing, "Restoring model_dir's checkpoint through Scaffold(saver=Saver(var_list=...))")
+        else:
+            if init_op is None:
+                default()
+            else:
+                if warm_start:
+                    logger.warning(
+                        "warm_start_from is not applied: the Scaffold's init_op replaces the default initialisation "
+                        "(tf.estimator 2.15 did the same: its init_op predates the warm start). Remove init_op, or "
+                        "do the initialisation in init_fn, which runs after the warm start."
+                    )
+                _run_init_op(init_op, store, init_fn is not None, initializers)
+            if init_fn is not None:
+                logger.info("Running the Scaffold's init_fn (model_dir has no checkpoint).")
+                init_fn(scaffold, _Session())
+        if local_init_op is not None:
+            run_once(local_init_op, "Scaffold(local_init_op=...)")
+
+    return initialize
 
 
 @contextlib.contextmanager
 def _model_fn_scope(call: ModelFnCall) -> Iterator[None]:
-    no_op = lambda *args, **kwargs: tf.no_op(name="init")  # noqa: E731 - variables are initialised when created
-    initializers = {"global_variables_initializer": no_op, "local_variables_initializer": no_op}
-    with _set(tf.compat.v1.train, {"Saver": Saver}), _set(tf.compat.v1, initializers):
+    initializers = _Initializers()
+    with _set(tf.compat.v1.train, {"Saver": Saver}), _set(tf.compat.v1, initializers.v1), \
+            _set(tf.compat.v1.initializers, initializers.v1_initializers):
         yield
         scaffold = getattr(call.spec, "scaffold", None)
-        if scaffold is not None:
-            _check(scaffold, call.config)
-            _initialise(scaffold, call.config)
+        if scaffold is None:
+            return
+        store = active_store()
+        _check(scaffold, store)
+        if store is None:  # pragma: no cover - model_fn is always traced under a store
+            return
+        saver = scaffold._saver
+        if saver is not None:
+            store.checkpoint_policy = CheckpointPolicy(
+                variables=saver.variables if saver.var_list is not None else None,
+                max_to_keep=saver.max_to_keep,
+                keep_checkpoint_every_n_hours=saver.keep_checkpoint_every_n_hours,
+            )
+        if any(getattr(scaffold, name, None) is not None for name in ("_init_op", "_local_init_op", "_user_init_fn", "_saver")):
+            store.initialize = _initializer_for(scaffold, store, initializers)
 
 
 register(_model_fn_scope)

@@ -65,7 +65,7 @@ class InMemoryEvaluatorHook(SessionRunHook):
         store = active_store()
         if store is None:
             raise RuntimeError("InMemoryEvaluatorHook must be passed to Estimator.train (or TrainSpec.hooks).")
-        self._variables = store.saveable  # checkpoint key -> the live training variable
+        self._variables = store.model_variables  # checkpoint key -> the live training variable
 
     def after_create_session(self, session: Any, coord: Any) -> None:
         self._evaluate()
