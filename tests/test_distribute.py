@@ -365,35 +365,13 @@ def test_two_worker_cluster_and_evaluator_on_loopback(tmp_path):
     }
     model_dir, keras_dir = str(tmp_path / "model"), str(tmp_path / "keras")
     single_dirs = [str(tmp_path / "single_model"), str(tmp_path / "single_keras")]
-    processes: dict[str, subprocess.Popen] = {}
-    logs = {}
-    try:
-        for role in ("chief", "worker", "evaluator", "single"):
-            env = _child_env()
-            if role != "single":
-                env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})
-            dirs = single_dirs if role == "single" else [model_dir, keras_dir]
-            logs[role] = open(tmp_path / f"{role}.log", "w+")
-            processes[role] = subprocess.Popen(
-                [sys.executable, str(script), role, *dirs], env=env, stdout=subprocess.PIPE, stderr=logs[role], text=True
-            )
-        deadline = time.monotonic() + 150
-        outputs = {}
-        for role, process in processes.items():
-            try:
-                stdout, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"the {role} task did not finish in time:\n{_tail(logs[role])}")
-            if process.returncode != 0:
-                pytest.fail(f"the {role} task failed ({process.returncode}):\n{_tail(logs[role])}")
-            outputs[role] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-        for log in logs.values():
-            log.close()
+    tasks = {}
+    for role in ("chief", "worker", "evaluator", "single"):
+        env = _child_env()
+        if role != "single":
+            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})
+        tasks[role] = (env, single_dirs if role == "single" else [model_dir, keras_dir])
+    outputs = run_tasks(tmp_path, script, tasks, timeout=150)
 
     single = outputs["single"]
     chief_pid, worker_pid = outputs["chief"]["pid"], outputs["worker"]["pid"]
@@ -433,6 +411,39 @@ def _tail(log) -> str:
     log.flush()
     log.seek(0)
     return log.read()[-5000:]
+
+
+def run_tasks(tmp_path, script, tasks: dict, timeout: float) -> dict:
+    """Starts one process per task (role -> (env, args)) at once; returns each one's last-line JSON.
+
+    Fails the test with the task's log when one fails or is still running after ``timeout``
+    seconds (a collective left waiting forever); every process is gone when this returns.
+    """
+    processes: dict[str, subprocess.Popen] = {}
+    logs, outputs = {}, {}
+    try:
+        for role, (env, args) in tasks.items():
+            logs[role] = open(tmp_path / f"{role}.log", "w+")
+            processes[role] = subprocess.Popen(
+                [sys.executable, str(script), role, *args], env=env, stdout=subprocess.PIPE, stderr=logs[role], text=True
+            )
+        deadline = time.monotonic() + timeout
+        for role, process in processes.items():
+            try:
+                stdout, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the {role} task did not finish in time (waiting forever?):\n{_tail(logs[role])}")
+            if process.returncode != 0:
+                pytest.fail(f"the {role} task failed ({process.returncode}):\n{_tail(logs[role])}")
+            outputs[role] = json.loads(stdout.strip().splitlines()[-1])
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        for log in logs.values():
+            log.close()
+    return outputs
 
 
 @pytest.mark.slow

@@ -8,16 +8,12 @@ last checkpoint although max_steps was never reached.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
-import time
 
 import pytest
 import tensorflow as tf
 
-from tests.test_distribute import _COMMON, _child_env, _free_ports, _tail
+from tests.test_distribute import _COMMON, _child_env, _free_ports, run_tasks
 
 MAX_STEPS = 1000
 _TASK = _COMMON + textwrap.dedent(
@@ -61,30 +57,12 @@ def test_a_workers_stop_reaches_the_chief_and_the_evaluator_exits(tmp_path):
     cluster = {"chief": [f"127.0.0.1:{ports[0]}"], "worker": [f"127.0.0.1:{ports[1]}"],
                "evaluator": [f"127.0.0.1:{ports[2]}"]}
     model_dir = str(tmp_path / "model")
-    processes, logs, outputs = {}, {}, {}
-    try:
-        for role in ("chief", "worker", "evaluator"):
-            env = _child_env()
-            env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})
-            logs[role] = open(tmp_path / f"{role}.log", "w+")
-            processes[role] = subprocess.Popen([sys.executable, str(script), role, model_dir], env=env,
-                                               stdout=subprocess.PIPE, stderr=logs[role], text=True)
-        deadline = time.monotonic() + 240
-        for role, process in processes.items():
-            try:
-                stdout, _ = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pytest.fail(f"the {role} task did not finish (waiting forever?):\n{_tail(logs[role])}")
-            if process.returncode != 0:
-                pytest.fail(f"the {role} task failed ({process.returncode}):\n{_tail(logs[role])}")
-            outputs[role] = json.loads(stdout.strip().splitlines()[-1])
-    finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.kill()
-                process.wait(timeout=10)
-        for log in logs.values():
-            log.close()
+    tasks = {}
+    for role in ("chief", "worker", "evaluator"):
+        env = _child_env()
+        env["TF_CONFIG"] = json.dumps({"cluster": cluster, "task": {"type": role, "index": 0}})
+        tasks[role] = (env, [model_dir])
+    outputs = run_tasks(tmp_path, script, tasks, timeout=240)
     # checks at global steps 1, 5, 9: the worker's third vote stops both trainers at step 9
     assert outputs["chief"]["checks"] == outputs["worker"]["checks"] == 3
     final = outputs["chief"]["final"]
