@@ -7,6 +7,7 @@ host metrics fed on the C++ engine, predictions split into examples).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any, Iterable, Mapping
 
@@ -86,6 +87,63 @@ def run_eval_loop(
 
 
 NESTED_METRIC_PREFIX = "nested_metric/"  # evaluate's outputs for the leaves of a nested metric value
+
+
+def eval_results(spec: Any, last: Mapping[str, Any], batches: int, loss_sum: float, store: VariableStore) -> dict[str, Any]:
+    """evaluate's result: each metric's last value (nested values repacked), the mean loss, the global step."""
+    results: dict[str, Any] = {}
+    for key, metric in sorted(spec.eval_metric_ops.items()):
+        results[key] = last.get("metric/" + key, np.float32(0.0))  # no batches: 0, as tf.estimator
+        if isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
+            leaves = tf.nest.flatten(metric[0])
+            values = [last.get(f"{NESTED_METRIC_PREFIX}{key}/{i}", np.float32(0.0)) for i in range(len(leaves))]
+            results[key] = tf.nest.pack_sequence_as(metric[0], values)
+    results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
+    results["global_step"] = np.int64(store.global_step.numpy())
+    return results
+
+
+@dataclasses.dataclass
+class TracedEvaluation:
+    """An evaluation's traced step with its input, which can run again over fresh input (no new trace).
+
+    ``restart(variables_from)`` prepares another run: the model variables take the values of
+    ``variables_from`` (checkpoint key -> variable), metric state its initial values, and the
+    step a new iterator over the same dataset (input_fn is not called again, as 2.15's
+    InMemoryEvaluatorHook re-initialised its input). Only a step without hooks restarts:
+    hooks' ``begin`` runs inside the trace (``reusable``).
+    """
+
+    data: Any
+    store: VariableStore
+    step: TracedStep
+    steps: int | None
+    strategy: Any = None
+    _initial_metric_state: dict[str, np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        self._initial_metric_state = {k: v.numpy() for k, v in self.store.local_variables.items()}
+
+    @property
+    def reusable(self) -> bool:
+        return not self.step.hooks and self.strategy is None
+
+    def restart(self, variables_from: Mapping[str, tf.Variable]) -> None:
+        copy_variables(self.store, variables_from)
+        for key, variable in self.store.local_variables.items():
+            variable.assign(self._initial_metric_state[key])
+        self.step.rebind(iter(self.data.dataset))
+
+    def release_input(self) -> None:
+        """Drops the iterator between runs (the traced function stays)."""
+        self.step.rebind(None)
+
+
+def copy_variables(store: VariableStore, variables_from: Mapping[str, tf.Variable]) -> None:
+    """Sets the store's model variables from ``variables_from`` (checkpoint key -> variable)."""
+    for key, variable in store.model_variables.items():
+        if key in variables_from:
+            variable.assign(variables_from[key])
 
 
 def metric_value(key: str, metric: Any) -> Any:

@@ -505,6 +505,17 @@ class TracedStep:
             collector.empty()
         return results
 
+    def rebind(self, iterator: Any) -> None:
+        """Runs the traced function over ``iterator`` from now on (None: none until the next rebind).
+
+        ``iterator`` iterates the same dataset (same element spec) as the traced one: a repeated
+        evaluation (``bridge._eval_predict.TracedEvaluation``) runs the same function again.
+        """
+        self._iterator = iterator
+        self._variants = {}
+        self._first_run = None
+        self._call = None if iterator is None else _flat_caller(self._function, iterator, looped=self._iterations > 1)
+
     def close(self) -> None:
         """Drops the traced function, and with it the input iterator it captured.
 

@@ -26,6 +26,8 @@ from bridge._backend import require_tensorflow_backend
 from bridge._fn_args import fn_args
 from bridge._eval_predict import (
     NESTED_METRIC_PREFIX,
+    TracedEvaluation,
+    eval_results,
     every_output,
     examples,
     filter_predictions,
@@ -458,18 +460,32 @@ class Estimator:
         hooks: Sequence[SessionRunHook] | None,
         checkpoint_path: str | None,
         name: str | None,
-        variables_from: Mapping[str, tf.Variable] | None = None,
     ) -> dict[str, Any]:
-        """evaluate(); ``variables_from`` (checkpoint key -> live variable) replaces the checkpoint.
-
-        ``bridge.experimental.InMemoryEvaluatorHook`` evaluates the training variables this way,
-        without a checkpoint round trip.
-        """
+        user_hooks = check_hooks(hooks)
         if steps is not None and steps <= 0:
             raise ValueError(f"Must specify steps > 0, given: {steps}")
-        user_hooks = check_hooks(hooks)
-        if variables_from is None:
-            checkpoint_path = self._checkpoint_to_read(checkpoint_path)
+        checkpoint_path = self._checkpoint_to_read(checkpoint_path)
+        evaluation = self._trace_evaluation(
+            input_fn, steps, user_hooks,
+            initialize=lambda store: self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate"),
+        )
+        try:
+            return self._run_evaluation(evaluation, name, checkpoint_path)
+        finally:
+            evaluation.step.close()
+
+    def _trace_evaluation(
+        self,
+        input_fn: Callable,
+        steps: int | None,
+        user_hooks: Sequence[SessionRunHook],
+        initialize: Callable[[VariableStore], None],
+    ) -> TracedEvaluation:
+        """input_fn's data and the traced eval step, its variables set by ``initialize(store)``.
+
+        ``bridge.experimental.InMemoryEvaluatorHook`` keeps the result to evaluate again
+        (``TracedEvaluation.restart``) without tracing model_fn again.
+        """
         _set_random_seed(self._config.tf_random_seed)
         strategy = self._config.eval_distribute
         data = self._input(input_fn, ModeKeys.EVAL, strategy)
@@ -495,14 +511,10 @@ class Estimator:
 
         grouped = self._groups_steps(ModeKeys.EVAL, strategy, data.dataset, steps) and not user_hooks
         iterations = self._config.max_steps_per_call if grouped else 1
+        stores = [store]
 
         def on_session(hooks: Sequence[SessionRunHook]) -> None:
-            if variables_from is None:
-                self._restore_or_warm_start(store, checkpoint_path, purpose="evaluate")
-            else:
-                for key, variable in store.model_variables.items():
-                    if key in variables_from:
-                        variable.assign(variables_from[key])
+            initialize(stores[-1])
             _after_create_session(hooks)
 
         try:
@@ -511,32 +523,26 @@ class Estimator:
                 on_session=on_session,
             )
         except CannotGroup:  # an output of unknown rank: one batch per call
-            store = VariableStore(strategy)
+            stores.append(VariableStore(strategy))
             step = TracedStep(
-                store, iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True, on_session=on_session
+                stores[-1], iterator, body, strategy=strategy, collect=is_host_input, sum_loss=True, on_session=on_session
             )
         del iterator
         refuse_unupdated_keras_metrics(step)
-        try:
-            batches, loss_sum, last = run_eval_loop(step, store, steps, strategy)
-        finally:
-            step.close()
-        results: dict[str, Any] = {}
-        for key, metric in sorted(step.spec.eval_metric_ops.items()):
-            results[key] = last.get("metric/" + key, np.float32(0.0))  # no batches: 0, as tf.estimator
-            if isinstance(metric, tuple) and tf.nest.is_nested(metric[0]):
-                leaves = tf.nest.flatten(metric[0])
-                values = [last.get(f"{NESTED_METRIC_PREFIX}{key}/{i}", np.float32(0.0)) for i in range(len(leaves))]
-                results[key] = tf.nest.pack_sequence_as(metric[0], values)
-        results["loss"] = np.float32(loss_sum / batches) if batches else np.float32(0.0)
-        results["global_step"] = np.int64(store.global_step.numpy())
+        return TracedEvaluation(data, stores[-1], step, steps, strategy)
+
+    def _run_evaluation(self, evaluation: TracedEvaluation, name: str | None, checkpoint_path: str | None) -> dict[str, Any]:
+        """Runs the eval loop of a traced evaluation; logs, writes (eval dir) and returns its results."""
+        step, store = evaluation.step, evaluation.store
+        batches, loss_sum, last = run_eval_loop(step, store, evaluation.steps, evaluation.strategy)
+        results = eval_results(step.spec, last, batches, loss_sum, store)
         logger.info(
             "Saving dict for global step %d: %s",
             results["global_step"],
             ", ".join(f"{k} = {v}" for k, v in sorted(results.items())),
         )
         # Under a multi-worker eval_distribute every worker holds the same results; one writes them.
-        if getattr(getattr(strategy, "extended", None), "should_checkpoint", True):
+        if getattr(getattr(evaluation.strategy, "extended", None), "should_checkpoint", True):
             writer = SummaryWriter(self.eval_dir(name))
             writer.write_eval_results(results, int(results["global_step"]), checkpoint_path)
             writer.close()

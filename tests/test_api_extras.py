@@ -157,6 +157,39 @@ def test_in_memory_evaluator_evaluates_every_n_iter_with_its_hooks_and_name(tmp_
     assert recorded["last_mse_matches_final_weights"]
 
 
+def test_in_memory_evaluator_traces_once_and_each_evaluation_equals_evaluate_of_that_checkpoint(tmp_path):
+    """Later evaluations reuse the first one's trace and input_fn (metric state reset each time)."""
+    counts = {"eval_model_fn": 0, "input_fn": 0}
+
+    def counting_model_fn(features, labels, mode):
+        if mode == bridge.ModeKeys.EVAL:
+            counts["eval_model_fn"] += 1
+        spec = linear_model_fn(features, labels, mode)
+        if mode == bridge.ModeKeys.EVAL:  # a Keras metric object too: its state must restart as well
+            metric = keras.metrics.MeanAbsoluteError()
+            metric.update_state(labels, spec.predictions["y"])
+            spec = spec._replace(eval_metric_ops={**spec.eval_metric_ops, "mae": metric})
+        return spec
+
+    def eval_input():
+        counts["input_fn"] += 1
+        return make_input_fn(x=X1, y=Y1, batch_size=16)()
+
+    config = bridge.RunConfig(log_step_count_steps=None, save_checkpoints_steps=2, keep_checkpoint_max=20)
+    estimator = bridge.Estimator(counting_model_fn, model_dir=str(tmp_path), config=config)
+    hook = bridge.experimental.InMemoryEvaluatorHook(estimator, eval_input, steps=3, name="mem", every_n_iter=4)
+    estimator.train(make_input_fn(x=X1, y=Y1, batch_size=8, epochs=None), steps=10, hooks=[hook])
+    assert counts == {"eval_model_fn": 1, "input_fn": 1}
+    in_memory = _eval_events.read_eval_metrics(estimator.eval_dir("mem"))
+    assert sorted(in_memory) == [0, 4, 8, 10]
+    for step, values in in_memory.items():
+        expected = estimator.evaluate(eval_input, steps=3, checkpoint_path=os.path.join(str(tmp_path), f"model.ckpt-{step}"))
+        for key in ("loss", "mse", "mae"):
+            np.testing.assert_allclose(values[key], expected[key], rtol=1e-6, err_msg=f"{key} at step {step}")
+    estimator.train(make_input_fn(x=X1, y=Y1, batch_size=8, epochs=None), steps=2, hooks=[hook])  # a new train call
+    assert counts["eval_model_fn"] == 1 + 4 + 1  # the four evaluate calls above, then one trace for this train
+
+
 def test_in_memory_evaluator_bad_arguments(tmp_path):
     recorded = facts("in_memory_evaluator.json")["errors"]
     estimator = bridge.Estimator(linear_model_fn, model_dir=str(tmp_path))

@@ -6,6 +6,12 @@ logging), with every model variable copied from the live training variable of th
 checkpoint key instead of restored from a checkpoint, so no checkpoint is written or read.
 It evaluates once when training starts, every ``every_n_iter`` training steps of this run,
 and once at the end, writing ``model_dir/eval`` (or ``eval_<name>``) like ``evaluate``.
+
+Like 2.15, which built its eval graph once, input_fn is called and model_fn traced for the
+first evaluation of a ``train`` call only; later ones run the same traced step over a new
+iterator of the same dataset, with the metric state reset (``TracedEvaluation.restart``).
+Eval hooks (``hooks``, or model_fn's ``evaluation_hooks``) begin inside the trace, so with
+hooks every evaluation traces again, as before.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Sequence
 
+from bridge._eval_predict import TracedEvaluation, copy_variables
 from bridge._variables import active_store
 from bridge.hooks import SecondOrStepTimer, SessionRunContext, SessionRunHook, SessionRunValues, check_hooks
 
@@ -58,8 +65,10 @@ class InMemoryEvaluatorHook(SessionRunHook):
         self._timer = SecondOrStepTimer(every_steps=every_n_iter)
         self._iter_count = 0
         self._variables: dict[str, Any] = {}
+        self._evaluation: TracedEvaluation | None = None  # kept between evaluations of one train call
 
     def begin(self) -> None:
+        self._close()  # an evaluation kept by a train call that failed
         self._timer = SecondOrStepTimer(every_steps=self._every_n_iter)
         self._iter_count = 0
         store = active_store()
@@ -79,10 +88,30 @@ class InMemoryEvaluatorHook(SessionRunHook):
         return self._timer.steps_until_trigger(self._iter_count + 1)
 
     def end(self, session: Any) -> None:
-        self._evaluate()
+        try:
+            self._evaluate()
+        finally:
+            self._close()
 
     def _evaluate(self) -> dict[str, Any]:
         self._timer.update_last_triggered_step(self._iter_count)
-        return self._estimator._evaluate(
-            self._input_fn, self._steps, self._hooks, checkpoint_path=None, name=self._name, variables_from=self._variables
-        )
+        estimator = self._estimator
+        if self._evaluation is None:
+            self._evaluation = estimator._trace_evaluation(
+                self._input_fn, self._steps, self._hooks,
+                initialize=lambda store: copy_variables(store, self._variables),
+            )
+        else:
+            self._evaluation.restart(self._variables)
+        try:
+            return estimator._run_evaluation(self._evaluation, self._name, checkpoint_path=None)
+        finally:
+            if self._evaluation.reusable:
+                self._evaluation.release_input()  # no input pipeline alive between evaluations
+            else:
+                self._close()
+
+    def _close(self) -> None:
+        if self._evaluation is not None:
+            self._evaluation.step.close()
+            self._evaluation = None
