@@ -61,7 +61,7 @@ def validate_hidden_units(hidden_units: Any) -> tuple[int, ...]:
     return units
 
 
-def _network(features: Any, feature_columns: tuple, hidden_units: Sequence[int], units: int,
+def dnn_network(features: Any, feature_columns: tuple, hidden_units: Sequence[int], units: int,
              activation_fn: Callable | None, dropout: float | None, batch_norm: bool,
              mode: str) -> tuple[tf.Tensor, list]:
     """input_from_feature_columns -> hiddenlayer_<i> ... -> logits, in the caller's variable scope."""
@@ -87,7 +87,7 @@ def dnn_logits(features: Any, feature_columns: tuple, hidden_units: Sequence[int
                mode: str) -> tuple[tf.Tensor, list]:
     """Logits of the network under ``dnn/``, and the batch-norm update ops of a training step."""
     with tf.compat.v1.variable_scope("dnn"):
-        return _network(features, feature_columns, hidden_units, units, activation_fn, dropout, batch_norm, mode)
+        return dnn_network(features, feature_columns, hidden_units, units, activation_fn, dropout, batch_norm, mode)
 
 
 def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_columns: Any,
@@ -107,7 +107,7 @@ def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_column
     widths = validate_hidden_units(hidden_units)
 
     def dnn_logit_fn(features, mode):
-        logits, update_ops = _network(features, columns, widths, units, activation_fn, dropout, batch_norm, mode)
+        logits, update_ops = dnn_network(features, columns, widths, units, activation_fn, dropout, batch_norm, mode)
         for op in update_ops:
             tf.compat.v1.add_to_collection(tf.compat.v1.GraphKeys.UPDATE_OPS, op)
         return logits
@@ -118,6 +118,7 @@ def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_column
 def _dnn_model_fn(head: Head, hidden_units: tuple, feature_columns: tuple, optimizer: Any,
                   activation_fn: Callable | None, dropout: float | None, batch_norm: bool) -> Callable:
     def model_fn(features, labels, mode, config):
+        _feature_columns.create_frozen_shared_embeddings(feature_columns)
         logits, update_ops = dnn_logits(features, feature_columns, hidden_units, head.logits_dimension,
                                         activation_fn, dropout, batch_norm, mode)
         return _common.spec_with_optimizer(

@@ -29,6 +29,7 @@ def _combined_model_fn(head: Head, linear_columns: tuple, linear_optimizer: Any,
         if dnn_columns:
             if hidden_units is None:
                 raise ValueError("dnn_hidden_units must be defined when dnn_feature_columns is specified.")
+            _feature_columns.create_frozen_shared_embeddings(dnn_columns)
             logits, update_ops = dnn_logits(features, dnn_columns, hidden_units, head.logits_dimension,
                                             activation_fn, dropout, batch_norm, mode)
             parts.append(logits)

@@ -29,8 +29,11 @@ import types
 from typing import Any
 
 _PACKAGE = "tensorflow_estimator"
-# Where a name used under tf.estimator or tensorflow_estimator may live in bridge, in order.
-_SEARCHED = ("bridge", "bridge.export", "bridge.inputs", "bridge.experimental", "bridge.hooks")
+_V1 = "bridge.compat.v1.estimator"  # bridge's names, with the TF1 canned classes of tf.compat.v1.estimator
+# Where a name used under tensorflow_estimator may live in bridge, in order. As in 2.15, the
+# canned modules' plain names are the TF1 classes (``canned.dnn.DNNClassifier``) and their
+# ``...V2`` names the TF2 ones (``canned.dnn.DNNClassifierV2``: bridge.DNNClassifier).
+_SEARCHED = (_V1, "bridge.export", "bridge.inputs", "bridge.experimental", "bridge.hooks")
 _V1_TRAIN_HOOKS = ("LoggingTensorHook", "ProfilerHook")
 
 
@@ -41,23 +44,27 @@ def _missing(what: str) -> AttributeError:
     )
 
 
+# The bridge module each namespace's names come from: the v1 API (tf.compat.v1.estimator, and
+# tensorflow_estimator.estimator as in 2.15) has the TF1 canned classes.
+_SOURCES = {"tf.compat.v1.estimator": _V1, f"{_PACKAGE}.estimator": _V1}
+
+
 class EstimatorNamespace(types.ModuleType):
     """``tf.estimator`` / ``tf.compat.v1.estimator``: every name is bridge's of the same name."""
+
+    def _source(self) -> Any:
+        return importlib.import_module(_SOURCES.get(self.__name__, "bridge"))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        import bridge
-
         try:
-            return getattr(bridge, name)
+            return getattr(self._source(), name)
         except AttributeError:
             raise _missing(f"{self.__name__}.{name}") from None
 
     def __dir__(self) -> list[str]:
-        import bridge
-
-        return dir(bridge)
+        return dir(self._source())
 
 
 class _ForwardingModule(types.ModuleType):
@@ -68,6 +75,8 @@ class _ForwardingModule(types.ModuleType):
             raise AttributeError(name)
         if self.__name__ == _PACKAGE and name == "estimator":
             return _namespace(f"{_PACKAGE}.estimator")
+        if name.endswith("V2") and hasattr(importlib.import_module("bridge"), name[:-2]):
+            return getattr(importlib.import_module("bridge"), name[:-2])
         for module_name in _SEARCHED:
             try:
                 module = importlib.import_module(module_name)

@@ -29,18 +29,21 @@ class AUC(StreamingMetric):
     directly, so ``from_logits`` does not change it and scores need not lie in
     [0, 1]. The bucketed mode needs probabilities in [0, 1] unless ``from_logits``.
 
+    ``summation_method="trapezoidal"`` is ``tf.compat.v1.metrics.auc``'s default (what TF1
+    heads reported): the trapezoidal rule on rates padded with 1e-6, for ROC and PR alike.
+
     Undefined areas (no positives, or for ROC no negatives, or no updates) are
     0.0, as Keras returns. 2-D inputs are flattened (``multi_label=False``).
 
     Args:
         num_thresholds: integer > 1, or None for the exact area.
         curve: ``"ROC"`` or ``"PR"``.
-        summation_method: ``"interpolation"``, ``"minoring"`` or ``"majoring"``.
+        summation_method: ``"interpolation"``, ``"minoring"``, ``"majoring"`` or ``"trapezoidal"``.
         thresholds: explicit thresholds in [0, 1] (overrides ``num_thresholds``).
         from_logits: apply a sigmoid to ``y_pred`` first.
     """
 
-    _summations = ("interpolation", "minoring", "majoring")
+    _summations = ("interpolation", "minoring", "majoring", "trapezoidal")
 
     def __init__(self, num_thresholds: int | None = 200, curve: str = "ROC",
                  summation_method: str = "interpolation", name: str = "auc", dtype: Any = None,
@@ -53,7 +56,7 @@ class AUC(StreamingMetric):
         if method not in self._summations:
             raise ValueError(
                 "Invalid `summation_method` argument value. Expected one of 'interpolation', 'minoring', "
-                f"'majoring'. Received: summation_method={summation_method!r}"
+                f"'majoring', 'trapezoidal'. Received: summation_method={summation_method!r}"
             )
         if multi_label:
             raise ValueError("multi_label=True is not supported by bridge.metrics.AUC; use one AUC per label.")
@@ -100,7 +103,20 @@ class AUC(StreamingMetric):
         if self.exact:
             roc, ap = self._core.areas()
             return float(roc if self.curve == "ROC" else ap)
+        if self.summation_method == "trapezoidal":
+            return self._trapezoidal()
         return float(self._core.result(self.curve, self.summation_method))
+
+    def _trapezoidal(self) -> float:
+        """tf.compat.v1.metrics.auc's area (computed here in float64)."""
+        tp, fp, tn, fn = (np.asarray(a, np.float64) for a in self._core.confusion())
+        eps = 1.0e-6
+        recall = (tp + eps) / (tp + fn + eps)
+        if self.curve == "ROC":
+            x, y = fp / (fp + tn + eps), recall
+        else:
+            x, y = recall, (tp + eps) / (tp + fp + eps)
+        return float(np.sum((x[:-1] - x[1:]) * (y[:-1] + y[1:]) / 2.0))
 
     def confusion_at_thresholds(self) -> dict[str, np.ndarray]:
         """Cumulative tp, fp, tn, fn at each threshold (bucketed mode only), as Keras stores them."""

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 import bridge
+import bridge.compat.v1.estimator as V1
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "legacy_2_15", "canned")
 BATCH = 8
@@ -59,12 +60,40 @@ def build(name: str, model_dir: str):
             [c["x"], c["age_b"], c["color"]], weight_column="w", model_dir=model_dir, **cfg),
         "baseline_classifier": lambda: bridge.BaselineClassifier(n_classes=3, model_dir=model_dir, **cfg),
         "baseline_regressor": lambda: bridge.BaselineRegressor(model_dir=model_dir, **cfg),
+        "dnn_classifier_shared": lambda: bridge.DNNClassifier(
+            [3], [c["x"], c["color_shared"], c["city_shared"]], model_dir=model_dir, **cfg),
+        "dnn_linear_combined_shared": lambda: bridge.DNNLinearCombinedClassifier(
+            linear_feature_columns=[c["age_b"]], dnn_feature_columns=[c["x"], c["color_shared"], c["city_shared"]],
+            dnn_hidden_units=[3], model_dir=model_dir, **cfg),
+        "v1_dnn_classifier": lambda: V1.DNNClassifier(
+            [4, 3], [c["x"], c["age_b"], c["city_ind"], c["color_shared_v1"], c["city_shared_v1"]],
+            model_dir=model_dir, **cfg),
+        "v1_dnn_classifier_v2_shared": lambda: V1.DNNClassifier(
+            [3], [c["x"], c["color_shared"], c["city_shared"]], n_classes=3, label_vocabulary=["a", "b", "c"],
+            model_dir=model_dir, **cfg),
+        "v1_linear_classifier": lambda: V1.LinearClassifier(
+            [c["x"], c["age_b"], c["color"], c["city"], c["cross"]], model_dir=model_dir, **cfg),
+        "v1_dnn_linear_combined_classifier": lambda: V1.DNNLinearCombinedClassifier(
+            linear_feature_columns=[c["age_b"], c["cross"], c["city"]],
+            dnn_feature_columns=[c["x"], c["color_emb"]], dnn_hidden_units=[3], model_dir=model_dir, **cfg),
+        "v1_dnn_regressor": lambda: V1.DNNRegressor(
+            [4], [c["x"], c["color_emb"]], batch_norm=True, optimizer="Adam", model_dir=model_dir, **cfg),
+        "v1_linear_regressor": lambda: V1.LinearRegressor(
+            [c["x"], c["age_b"], c["color"]], weight_column="w", model_dir=model_dir, **cfg),
+        "v1_baseline_classifier": lambda: V1.BaselineClassifier(n_classes=3, model_dir=model_dir, **cfg),
+        "v1_baseline_regressor": lambda: V1.BaselineRegressor(model_dir=model_dir, **cfg),
     }
     return builders[name]()
 
 
 CASES = ["dnn_classifier", "dnn_classifier_3", "linear_classifier", "dnn_linear_combined_classifier",
-         "dnn_regressor", "linear_regressor", "baseline_classifier", "baseline_regressor"]
+         "dnn_regressor", "linear_regressor", "baseline_classifier", "baseline_regressor",
+         "dnn_classifier_shared", "dnn_linear_combined_shared"]
+# tf.compat.v1.estimator's classes (bridge.compat.v1.estimator).
+V1_CASES = ["v1_dnn_classifier", "v1_dnn_classifier_v2_shared", "v1_linear_classifier",
+            "v1_dnn_linear_combined_classifier", "v1_dnn_regressor", "v1_linear_regressor",
+            "v1_baseline_classifier", "v1_baseline_regressor"]
+ALL_CASES = CASES + V1_CASES
 
 
 def input_fn(name: str, rows=slice(None)):

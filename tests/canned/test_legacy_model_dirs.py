@@ -15,7 +15,7 @@ import bridge
 import legacy_cases as L
 
 
-@pytest.mark.parametrize("name", L.CASES)
+@pytest.mark.parametrize("name", L.ALL_CASES)
 def test_evaluate_and_predict_match_2_15(name, tmp_path):
     recorded = L.facts(name)
     est = L.build(name, L.copy_model_dir(name, str(tmp_path)))
@@ -38,7 +38,7 @@ def test_evaluate_and_predict_match_2_15(name, tmp_path):
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=key)
 
 
-@pytest.mark.parametrize("name", L.CASES)
+@pytest.mark.parametrize("name", L.ALL_CASES)
 def test_one_more_training_step_lands_on_2_15_weights(name, tmp_path):
     recorded = L.facts(name)
     model_dir = L.copy_model_dir(name, str(tmp_path))
@@ -60,7 +60,7 @@ def test_one_more_training_step_lands_on_2_15_weights(name, tmp_path):
 # Crossed columns hash a parsed (sparse) string differently from a dense one in TensorFlow, so a
 # linear model's serving outputs differ from predict() on the same rows (2.15 too); the recorded
 # signature outputs are the parsed-input ones, which bridge's export reproduces.
-@pytest.mark.parametrize("name", L.CASES)
+@pytest.mark.parametrize("name", L.ALL_CASES)
 def test_export_from_2_15_model_dir_serves_2_15_signatures(name, tmp_path):
     recorded = L.facts(name)["export"]
     est = L.build(name, L.copy_model_dir(name, str(tmp_path)))

@@ -51,6 +51,7 @@ def test_install_line_resolves_tf_estimator_and_tensorflow_estimator():
     out = _run(
         """
         import bridge
+        import bridge.compat.v1.estimator
         bridge.install_as_tf_estimator()
         bridge.install_as_tf_estimator()  # idempotent
         import tensorflow as tf
@@ -62,6 +63,9 @@ def test_install_line_resolves_tf_estimator_and_tensorflow_estimator():
             tf.estimator.RunConfig is bridge.RunConfig,
             tf.estimator.LoggingTensorHook is bridge.LoggingTensorHook,
             tf.estimator.DNNClassifier is bridge.DNNClassifier,
+            tf.compat.v1.estimator.DNNClassifier is bridge.compat.v1.estimator.DNNClassifier,
+            tf.compat.v1.estimator.LinearRegressor is bridge.compat.v1.estimator.LinearRegressor,
+            tf.compat.v1.estimator.BinaryClassHead is bridge.BinaryClassHead,
             tf.estimator.export.ServingInputReceiver is bridge.export.ServingInputReceiver,
             tf.compat.v1.estimator.inputs.numpy_input_fn is bridge.inputs.numpy_input_fn,
             tf.estimator.inputs.pandas_input_fn is bridge.inputs.pandas_input_fn,
@@ -86,7 +90,9 @@ def test_install_line_resolves_tf_estimator_and_tensorflow_estimator():
             export_lib.build_raw_serving_input_receiver_fn is bridge.export.build_raw_serving_input_receiver_fn,
             model_fn_lib.EstimatorSpec is bridge.EstimatorSpec,
             model_fn_lib.ModeKeys is bridge.ModeKeys,
-            dnn.DNNClassifier is bridge.DNNClassifier,
+            dnn.DNNClassifier is bridge.compat.v1.estimator.DNNClassifier,  # 2.15: the TF1 class
+            dnn.DNNClassifierV2 is bridge.DNNClassifier,
+            te.estimator.DNNClassifier is bridge.compat.v1.estimator.DNNClassifier,  # te.estimator: the v1 API
         ]
         print(checks)
         try:
@@ -96,7 +102,7 @@ def test_install_line_resolves_tf_estimator_and_tensorflow_estimator():
         """
     )
     lines = out.splitlines()
-    assert lines[0] == str([True] * 23)
+    assert lines[0] == str([True] * 28)
     assert lines[1].startswith("error: tf.estimator.tpu is not provided by estimator-bridge")
 
 

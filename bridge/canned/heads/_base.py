@@ -37,7 +37,10 @@ PREDICT_SERVING_KEY = "predict"
 # tf.losses.Reduction's values that a head accepts (NONE is not a training loss).
 SUM = "sum"
 SUM_OVER_BATCH_SIZE = "sum_over_batch_size"
-_REDUCTIONS = ("auto", SUM, SUM_OVER_BATCH_SIZE)
+# tf.compat.v1.losses.Reduction's MEAN and SUM_BY_NONZERO_WEIGHTS (the tf.compat.v1.estimator classes).
+WEIGHTED_MEAN = "weighted_mean"
+SUM_BY_NONZERO_WEIGHTS = "weighted_sum_by_nonzero_weights"
+_REDUCTIONS = ("auto", SUM, SUM_OVER_BATCH_SIZE, WEIGHTED_MEAN, SUM_BY_NONZERO_WEIGHTS)
 
 
 class MetricKeys:
@@ -212,11 +215,20 @@ def training_loss(head: "Head", labels: Any, logits: Any, features: Any,
 
 
 def reduce_loss(unweighted: tf.Tensor, weights: tf.Tensor | None, reduction: str) -> tf.Tensor:
-    """Keras's ``compute_weighted_loss``: Σ w·l, divided by the number of losses unless ``SUM``."""
+    """Keras's ``compute_weighted_loss``: Σ w·l, divided by the number of losses unless ``SUM``.
+
+    The TF1 reductions divide by the sum of the weights (``WEIGHTED_MEAN``) or by the number of
+    non-zero weights (``SUM_BY_NONZERO_WEIGHTS``), each broadcast to the losses.
+    """
     weighted = unweighted if weights is None else unweighted * weights
     total = tf.reduce_sum(weighted)
     if reduction == SUM:
         return total
+    if reduction in (WEIGHTED_MEAN, SUM_BY_NONZERO_WEIGHTS):
+        broadcast = tf.ones_like(unweighted) if weights is None else weights * tf.ones_like(unweighted)
+        divisor = (tf.reduce_sum(broadcast) if reduction == WEIGHTED_MEAN
+                   else tf.cast(tf.math.count_nonzero(broadcast), tf.float32))
+        return tf.math.divide_no_nan(total, divisor)
     return tf.math.divide_no_nan(total, tf.cast(tf.size(weighted), tf.float32))
 
 
@@ -298,11 +310,16 @@ def feed_values(metric: Any, values: tf.Tensor, weights: tf.Tensor | None = None
     return HostMetricOp(metric, {"values": values, "weights": weights}, _means, result_fn)
 
 
-def auc_metric(name: str, curve: str = "ROC", exact: bool = False) -> Any:
-    """Keras's AUC with 200 thresholds (what 2.15's heads reported), or the exact area when ``exact``."""
+def auc_metric(name: str, curve: str = "ROC", exact: bool = False, summation_method: str = "interpolation") -> Any:
+    """Keras's AUC with 200 thresholds (what 2.15's heads reported), or the exact area when ``exact``.
+
+    ``summation_method="trapezoidal"``: tf.compat.v1.metrics.auc's area (2.15's TF1 heads).
+    """
     from bridge.metrics import AUC
 
-    return AUC(num_thresholds=None if exact else 200, curve=curve, name=name)
+    if exact:
+        return AUC(num_thresholds=None, curve=curve, name=name)
+    return AUC(num_thresholds=200, curve=curve, name=name, summation_method=summation_method)
 
 
 _THRESHOLD_KEYS = (MetricKeys.ACCURACY_AT_THRESHOLD, MetricKeys.PRECISION_AT_THRESHOLD, MetricKeys.RECALL_AT_THRESHOLD)

@@ -126,6 +126,10 @@ class BinaryClassHead(_ClassHead):
     """
 
     _n_classes = 2
+    # How auc and auc_precision_recall sum their 200-threshold curves: Keras's "interpolation"
+    # (2.15's tf.estimator heads), or "trapezoidal" for tf.compat.v1.estimator's classes, whose
+    # TF1 heads used tf.compat.v1.metrics.auc.
+    _auc_summation = "interpolation"
 
     def __init__(self, weight_column: Any = None, thresholds: Sequence[float] | None = None,
                  label_vocabulary: Sequence[str] | None = None, loss_reduction: str = _base.SUM_OVER_BATCH_SIZE,
@@ -189,8 +193,9 @@ class BinaryClassHead(_ClassHead):
             key(K.PREDICTION_MEAN): Mean(name=K.PREDICTION_MEAN),
             key(K.LABEL_MEAN): Mean(name=K.LABEL_MEAN),
             key(K.ACCURACY_BASELINE): Mean(name=K.ACCURACY_BASELINE),
-            key(K.AUC): _base.auc_metric(K.AUC, exact=self._exact_auc),
-            key(K.AUC_PR): _base.auc_metric(K.AUC_PR, "PR", exact=self._exact_auc),
+            key(K.AUC): _base.auc_metric(K.AUC, exact=self._exact_auc, summation_method=self._auc_summation),
+            key(K.AUC_PR): _base.auc_metric(K.AUC_PR, "PR", exact=self._exact_auc,
+                                            summation_method=self._auc_summation),
         }
         self._regularization_metric(metrics, regularization_losses)
         metrics.update(_base.threshold_metrics(key, self._thresholds))
