@@ -1,11 +1,14 @@
-"""Cost of RunConfig(check_finite_weights=True): the all-finite reduction over the weights per step.
+"""Cost of RunConfig(check_finite_weights=True): the all-finite check of the model's variables.
 
 Same MLP, data and steady-state method as benchmarks/train_loop.py (784-256-256-10, Adam,
 (S_long - S_short) / (t_long - t_short)), with the check on and off, alternating. Reports the
 process CPU time per step (all threads) as well as wall time: on a shared machine the CPU
 time is the steadier figure.
 
-    .venv/bin/python benchmarks/finite_weights.py [--batch 32 128] [--rounds 3]
+    .venv/bin/python benchmarks/finite_weights.py [--batch 32 128] [--rounds 3] [--every N]
+
+``--every N`` measures ``check_finite_weights=N`` (a check every N steps; 1: every step)
+instead of the default (True: every 32 steps).
 """
 
 from __future__ import annotations
@@ -46,18 +49,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--every", type=int, default=None, help="check_finite_weights=N (default: True)")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     x = rng.random((ROWS, 784), dtype=np.float32)
     y = rng.integers(0, 10, ROWS).astype(np.int32)
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, rounds={args.rounds}")
+    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, rounds={args.rounds}, "
+          f"on = check_finite_weights={args.every or True}, load average {os.getloadavg()[0]:.1f}")
     print("| batch | grouped | steps/s on | steps/s off | CPU ms/step on | CPU ms/step off | CPU on/off |")
     print("| ---: | :---: | ---: | ---: | ---: | ---: | ---: |")
     for batch in args.batch:
         for grouped in (False, True):
             on, off = [], []
             for _ in range(args.rounds):
-                on.append(steps_per_second(x, y, batch, True, grouped))
+                on.append(steps_per_second(x, y, batch, args.every or True, grouped))
                 off.append(steps_per_second(x, y, batch, False, grouped))
             rate_on, cpu_on = (statistics.median(v) for v in zip(*on))
             rate_off, cpu_off = (statistics.median(v) for v in zip(*off))

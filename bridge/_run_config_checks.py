@@ -135,8 +135,13 @@ def validate_fields(values: Mapping[str, Any]) -> None:
     if isinstance(grouped, bool) or not isinstance(grouped, int) or grouped < 1:
         raise ValueError(f"max_steps_per_call must be an integer >= 1; got {grouped!r}.")
 
-    if not isinstance(values["check_finite_weights"], bool):
-        raise BadTypeError(f"check_finite_weights must be True or False; got {values['check_finite_weights']!r}.")
+    finite = values["check_finite_weights"]
+    if not isinstance(finite, int):
+        raise BadTypeError(
+            f"check_finite_weights must be True, False or a number of steps >= 1; got {finite!r}."
+        )
+    if not isinstance(finite, bool) and finite < 1:
+        raise ValueError(f"check_finite_weights must be True, False or a number of steps >= 1; got {finite!r}.")
 
     if values["progress_bar"] is not None and not isinstance(values["progress_bar"], bool):
         raise BadTypeError(

@@ -34,18 +34,6 @@ Body = Callable[[Any], tuple[Any, dict, Sequence[SessionRunHook]]]
 
 
 METRIC_PREFIX = "metric/"  # evaluate's output name for eval_metric_ops[key]
-WEIGHTS_FINITE = "weights_finite"  # train's output: every float variable finite after the step
-
-
-def all_finite(variables: Sequence[tf.Variable]) -> tf.Tensor:
-    """One boolean: the trainable float variables hold only finite values (read after the step's updates).
-
-    One reduction per variable: a sum is NaN or inf whenever an element is (NaN and inf never
-    cancel to a finite number). A finite sum can overflow only for weights near the float
-    limit; the caller confirms a False on the host before it reports anything.
-    """
-    sums = [tf.cast(tf.reduce_sum(v), tf.float32) for v in variables if v.dtype.is_floating and v.trainable]
-    return tf.math.is_finite(tf.add_n(sums)) if sums else tf.constant(True)
 
 
 @contextlib.contextmanager
@@ -472,8 +460,6 @@ class TracedStep:
                 go_on = tf.constant(True)
                 if self._stop_if_loss_not_finite:
                     go_on = tf.reduce_all(tf.math.is_finite(tf.cast(flat[0], tf.float32)))
-                    if WEIGHTS_FINITE in self.output_names:  # stop on the step weights go non-finite too
-                        go_on = tf.logical_and(go_on, flat[self.output_names.index(WEIGHTS_FINITE)])
                 return go_on, tf.reduce_sum(loss)
 
         def cond(done, more, loss_sum):

@@ -161,7 +161,7 @@ class RunConfig:
         iterations_per_loop: int = 1,
         progress_bar: Optional[bool] = None,
         max_steps_per_call: int = 32,
-        check_finite_weights: bool = True,
+        check_finite_weights: bool | int = True,
     ) -> None:
         """Validate the arguments and read TF_CONFIG.
 
@@ -204,10 +204,15 @@ class RunConfig:
             predict batches, which would not earn back the loop's longer trace.
           progress_bar: None shows a progress bar when stderr is a terminal;
             True/False force it on/off.
-          check_finite_weights: after every training step, one fused all-finite
-            reduction over the model's trainable float variables;
-            training stops with `NanLossDuringTrainingError` naming the variables on the
-            step they become NaN/inf, even while the loss is still finite. False skips it.
+          check_finite_weights: training stops with `NanLossDuringTrainingError`, naming
+            the variables, when a model variable (weights, optimizer slots, moving
+            statistics) holds NaN/inf, even while the loss is still finite. True checks
+            every 32 steps (or once per traced call of more steps), before every checkpoint
+            save and when training ends: non-finite values never reach a checkpoint, and the
+            error names the window they appeared in, for well under 1 % of a step's time. An
+            integer N checks every N steps instead (1: after every step, naming the exact
+            step, at the cost of reading every variable every step). False skips it (saves
+            still refuse non-finite values).
 
         Raises:
           ValueError: an invalid value or TF_CONFIG (messages as in tf.estimator).
@@ -376,8 +381,8 @@ class RunConfig:
         return self._values["max_steps_per_call"]
 
     @property
-    def check_finite_weights(self) -> bool:
-        """Whether training stops on the step a weight becomes NaN/inf."""
+    def check_finite_weights(self) -> bool | int:
+        """Whether (True: every 32 steps; N: every N steps) training checks its variables for NaN/inf."""
         return self._values["check_finite_weights"]
 
     @property
