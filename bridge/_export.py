@@ -32,8 +32,9 @@ from tensorflow.python.trackable import resource
 
 from bridge import _checkpoints, warm_start
 from bridge._variables import VariableStore
-from bridge.export import ServingInputReceiver, TensorServingInputReceiver
-from bridge.export_output import ExportOutput, Signature
+from bridge._host_metrics import is_host_metric_op
+from bridge.export import ServingInputReceiver, SupervisedInputReceiver, TensorServingInputReceiver
+from bridge.export_output import SUPERVISED_TRAINING_METHOD, EvalOutput, ExportOutput, Signature
 from bridge.mode_keys import ModeKeys
 
 logger = logging.getLogger("bridge")
@@ -98,23 +99,95 @@ def _resolve_checkpoint(estimator: Any, checkpoint_path: str | None) -> str:
     raise ValueError(f"Couldn't find trained model at {estimator.model_dir}.")
 
 
-class _ServingGraph:
-    """The receiver + PREDICT model_fn traced once, with the model's variables restored."""
+class _TrainOutput(EvalOutput):
+    """A TRAIN-mode export's outputs: EvalOutput's keys under 2.15's ``tensorflow/supervised/training``."""
 
-    def __init__(self, estimator: Any, serving_input_receiver_fn: Callable, checkpoint_path: str) -> None:
+    method_name = SUPERVISED_TRAINING_METHOD
+
+
+# experimental_mode -> (MetaGraph tag and signature key, outputs class), as 2.15 wrote them
+_SUPERVISED = {ModeKeys.EVAL: ("eval", EvalOutput), ModeKeys.TRAIN: ("train", _TrainOutput)}
+
+
+def _supervised_outputs(mode: str, spec: Any) -> dict[str, ExportOutput]:
+    """The one signature of an EVAL or TRAIN export: loss, predictions and eval_metric_ops.
+
+    Metrics computed on the host (``bridge.metrics``) cannot be part of a SavedModel; they are
+    left out with a WARNING naming them.
+    """
+    key, output_class = _SUPERVISED[mode]
+    on_host = sorted(name for name, metric in spec.eval_metric_ops.items() if is_host_metric_op(metric))
+    if on_host:
+        logger.warning(
+            "Export of %s mode leaves out the metrics bridge computes on the host (bridge.metrics): %s. "
+            "tf.compat.v1.metrics or Keras metric objects in eval_metric_ops are exported.", mode, on_host
+        )
+    metrics = {name: metric for name, metric in spec.eval_metric_ops.items() if not is_host_metric_op(metric)}
+    return {key: output_class(loss=spec.loss, predictions=spec.predictions, metrics=metrics or None)}
+
+
+def _order_metric_state(graph: Any, first: int, metric_variables: Any) -> None:
+    """Makes each op created since ``first`` that uses a metric variable wait for the earlier writes to it.
+
+    A v1 graph has no automatic control dependencies: without this, ``metrics/<name>/value``
+    could read the metric's state before or after the call's update. Model variables are left
+    alone, so a train_op built in model_fn is not pulled into the signature.
+    """
+    from bridge._prune import captured_from_outside, variable_handles, written_resources
+
+    handles = variable_handles(metric_variables)
+    writes: dict[int, list[tf.Operation]] = {}
+    for op in graph.get_operations()[first:]:
+        used = {id(captured_from_outside(graph, t)) for t in op.inputs if t.dtype == tf.resource} & handles
+        for handle in used:
+            for write in writes.get(handle, ()):
+                if write not in op.control_inputs:
+                    op._add_control_input(write)  # pylint: disable=protected-access
+        for tensor in written_resources(op):
+            handle = id(captured_from_outside(graph, tensor))
+            if handle in handles:
+                writes.setdefault(handle, []).append(op)
+
+
+class _ServingGraph:
+    """The receiver + model_fn traced once (PREDICT, or EVAL/TRAIN), with the model's variables restored.
+
+    For EVAL and TRAIN (``export_saved_model(experimental_mode=...)``) the receiver is a
+    ``SupervisedInputReceiver`` (features and labels), and every op reading a metric variable
+    runs after the writes to it that model_fn made before it (``_order_metric_state``), as in
+    evaluate's step: ``metrics/<name>/value`` includes this call's batch.
+    """
+
+    def __init__(self, estimator: Any, serving_input_receiver_fn: Callable, checkpoint_path: str,
+                 mode: str = ModeKeys.PREDICT) -> None:
         self.store = VariableStore()
+        self.mode = mode
         found: dict[str, Any] = {}
+        supervised = mode != ModeKeys.PREDICT
 
         def build():
             with self.store.scope():
                 receiver = serving_input_receiver_fn()
-                if not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
+                if supervised and not isinstance(receiver, SupervisedInputReceiver):
+                    raise TypeError(
+                        f"An export of {mode} mode needs an input_receiver_fn returning a "
+                        "bridge.export.SupervisedInputReceiver (features and labels), such as "
+                        f"bridge.experimental.build_raw_supervised_input_receiver_fn(...); it returned {receiver!r}."
+                    )
+                if not supervised and not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
                     raise TypeError(
                         "serving_input_receiver_fn must return a bridge.export.ServingInputReceiver or "
                         f"TensorServingInputReceiver; it returned {receiver!r}."
                     )
                 found["receiver"] = receiver
-                found["spec"] = estimator._call_model_fn(receiver.features, None, ModeKeys.PREDICT)
+                if not supervised:
+                    found["spec"] = estimator._call_model_fn(receiver.features, None, ModeKeys.PREDICT)
+                    found["outputs"] = found["spec"].export_outputs
+                    return []
+                first = len(tf.compat.v1.get_default_graph().get_operations())
+                found["spec"] = estimator._call_model_fn(receiver.features, receiver.labels, mode)
+                found["outputs"] = _supervised_outputs(mode, found["spec"])
+                _order_metric_state(tf.compat.v1.get_default_graph(), first, self.store.local_variables.values())
             return []
 
         seed = estimator.config.tf_random_seed
@@ -127,6 +200,7 @@ class _ServingGraph:
             self.function = tf.compat.v1.wrap_function(build, signature=[])
         self.receiver: ServingInputReceiver = found["receiver"]
         self.spec = found["spec"]
+        self.export_outputs: Mapping[str, ExportOutput] = found["outputs"]
         self.store.adopt(list(self.function.graph.variables))
         _checkpoints.restore(checkpoint_path, self.store.saveable)
 
@@ -139,13 +213,13 @@ class _ServingGraph:
         out and logged, as tf.estimator did.
         """
         groups = [(None, self.receiver.receiver_tensors)]
-        for name, tensors in (self.receiver.receiver_tensors_alternatives or {}).items():
+        for name, tensors in (getattr(self.receiver, "receiver_tensors_alternatives", None) or {}).items():
             groups.append((name, tensors))
         functions: dict[str, Any] = {}
         methods: dict[str, str] = {}
         excluded: dict[str, str] = {}
         for group_name, receiver_tensors in groups:
-            for key, export_output in self.spec.export_outputs.items():
+            for key, export_output in self.export_outputs.items():
                 signature_key = key if group_name is None else f"{group_name}:{key}"
                 try:
                     signature = self._signature(export_output, receiver_tensors)
@@ -161,7 +235,7 @@ class _ServingGraph:
                 "The export has no servable signature: "
                 + "; ".join(f"{key}: {reason}" for key, reason in excluded.items())
             )
-        if tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY not in functions:
+        if self.mode == ModeKeys.PREDICT and tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY not in functions:
             logger.warning("Export includes no default signature (%r)!", tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY)
         logger.info("Signatures INCLUDED in export: %s", sorted(functions))
         return functions, methods
@@ -206,15 +280,21 @@ class _ServingGraph:
         function._num_positional_args = 1 if len(names) == 1 else 0  # pylint: disable=protected-access
         return function
 
-    def trackable(self) -> tf.Module:
-        root = tf.Module()
-        setattr(root, _VARIABLES_ATTRIBUTE, dict(self.store.variables))
-        root.estimator_resources = list(self._resources.resources)
-        return root
+    def track(self, root: tf.Module, suffix: str = "") -> None:
+        """Makes ``root`` track this graph's variables and resources (under names ending in ``suffix``)."""
+        setattr(root, _VARIABLES_ATTRIBUTE + suffix, dict(self.store.variables))
+        setattr(root, "estimator_resources" + suffix, list(self._resources.resources))
 
 
-def _set_method_names(export_dir: str, methods: Mapping[str, str], as_text: bool) -> None:
-    """Writes the signatures' TF Serving method names (TF2's writer always says "predict")."""
+def _set_method_names(
+    export_dir: str, methods: Mapping[str, str], as_text: bool, tags: Mapping[str, list[str]] | None = None
+) -> None:
+    """Writes the signatures' TF Serving method names (TF2's writer always says "predict").
+
+    ``tags`` (signature key -> MetaGraph tags) splits TF2's one ``serve`` MetaGraph into one per
+    set of tags, each with its own signatures, as 2.15 wrote ``eval`` / ``train`` exports. They
+    share the graph and the variables; loaders pick a MetaGraph by its tags.
+    """
     from tensorflow.core.protobuf import saved_model_pb2
 
     path = os.path.join(export_dir, _SAVED_MODEL_PB)
@@ -222,6 +302,9 @@ def _set_method_names(export_dir: str, methods: Mapping[str, str], as_text: bool
     with tf.io.gfile.GFile(path, "rb") as handle:
         proto.ParseFromString(handle.read())
     changed = False
+    if tags and any(list(t) != [tf.saved_model.SERVING] for t in tags.values()):
+        _split_meta_graph(proto, tags)
+        changed = True
     for meta_graph in proto.meta_graphs:
         for key, method in methods.items():
             if key in meta_graph.signature_def and meta_graph.signature_def[key].method_name != method:
@@ -248,6 +331,24 @@ def _set_method_names(export_dir: str, methods: Mapping[str, str], as_text: bool
             tf.io.gfile.remove(fingerprint)
 
 
+def _split_meta_graph(proto: Any, tags: Mapping[str, list[str]]) -> None:
+    """One MetaGraph per distinct tag list in ``tags`` (signature key -> tags), in first-seen order."""
+    (single,) = proto.meta_graphs
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key, key_tags in tags.items():
+        groups.setdefault(tuple(key_tags), []).append(key)
+    template = type(single)()
+    template.CopyFrom(single)
+    del proto.meta_graphs[:]
+    for group_tags, keys in groups.items():
+        meta_graph = proto.meta_graphs.add()
+        meta_graph.CopyFrom(template)
+        meta_graph.meta_info_def.tags[:] = list(group_tags)
+        for key in list(meta_graph.signature_def):
+            if key in tags and key not in keys:  # other modes' signatures (the init op's stays)
+                del meta_graph.signature_def[key]
+
+
 def _copy_assets_extra(export_dir: str, assets_extra: Mapping[str, str] | None) -> None:
     """Copies ``{destination relative to assets.extra: source path}`` into the export."""
     if not assets_extra:
@@ -271,36 +372,74 @@ def export_saved_model(
     checkpoint_path: str | None = None,
     experimental_mode: str = ModeKeys.PREDICT,
 ) -> bytes:
-    """Exports the PREDICT graph as a SavedModel in ``<export_dir_base>/<timestamp>``.
+    """Exports the PREDICT (or EVAL / TRAIN) graph as a SavedModel in ``<export_dir_base>/<timestamp>``.
 
-    Returns the export directory as bytes, as tf.estimator did. Signatures: one per
-    ``EstimatorSpec.export_outputs`` key (``serving_default`` always among them for the
-    default export outputs), tag ``serve``.
+    Returns the export directory as bytes, as tf.estimator did. PREDICT: one signature per
+    ``EstimatorSpec.export_outputs`` key (``serving_default`` always among them for the default
+    export outputs), tag ``serve``. EVAL / TRAIN (``experimental_mode``), as 2.15 wrote them: one
+    MetaGraph tagged ``eval`` / ``train`` with one signature of that key and method
+    ``tensorflow/supervised/eval`` / ``training``, fed the receiver's features and labels
+    (``build_raw_supervised_input_receiver_fn``), returning ``loss``, ``predictions/<key>``,
+    ``metrics/<name>/value`` and ``metrics/<name>/update_op``. The metric state lives in the
+    loaded object: each call adds its batch, so after feeding every batch of an evaluation the
+    values equal ``evaluate``'s. A TRAIN export's signature does not train (2.15's did not run
+    train_op either).
     """
     if not serving_input_receiver_fn:
         raise ValueError("An input_receiver_fn must be defined.")
-    if experimental_mode != ModeKeys.PREDICT:
-        if experimental_mode in (ModeKeys.TRAIN, ModeKeys.EVAL):
-            raise NotImplementedError(
-                f"export_saved_model(experimental_mode={experimental_mode!r}) is not supported by bridge: "
-                "TF2 SavedModels hold functions, not a train_op/metric graph to resume in a Session. "
-                "Export the PREDICT graph (the default)."
-            )
+    if experimental_mode not in (ModeKeys.PREDICT, ModeKeys.TRAIN, ModeKeys.EVAL):
         raise ValueError(f"experimental_mode must be one of {ModeKeys.TRAIN!r}, {ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r}; given {experimental_mode!r}.")
+    return export_all_saved_models(
+        estimator, export_dir_base, {experimental_mode: serving_input_receiver_fn}, assets_extra, as_text, checkpoint_path
+    )
+
+
+def export_all_saved_models(
+    estimator: Any,
+    export_dir_base: str | bytes | os.PathLike,
+    input_receiver_fn_map: Mapping[str, Callable],
+    assets_extra: Mapping[str, str] | None = None,
+    as_text: bool = False,
+    checkpoint_path: str | None = None,
+) -> bytes:
+    """One SavedModel holding a MetaGraph per mode of ``input_receiver_fn_map`` (mode -> receiver fn).
+
+    As 2.15's ``experimental_export_all_saved_models``: MetaGraphs in the order train, eval, serve,
+    each with its mode's signatures; TRAIN and EVAL need supervised receivers. Each mode's graph
+    is traced and restored on its own, so the variables are stored once per mode.
+    """
+    unknown = set(input_receiver_fn_map) - {ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT}
+    if unknown or not input_receiver_fn_map:
+        raise ValueError(
+            f"input_receiver_fn_map must map some of {ModeKeys.TRAIN!r}, {ModeKeys.EVAL!r}, {ModeKeys.PREDICT!r} "
+            f"to receiver fns; given keys {sorted(map(str, input_receiver_fn_map))}."
+        )
     checkpoint_path = _resolve_checkpoint(estimator, checkpoint_path)
     export_dir_base = os.fsdecode(export_dir_base)
-    graph = _ServingGraph(estimator, serving_input_receiver_fn, checkpoint_path)
-    functions, methods = graph.signatures()
+    root = tf.Module()
+    functions: dict[str, Any] = {}
+    methods: dict[str, str] = {}
+    tags: dict[str, list[str]] = {}
+    for mode in (ModeKeys.TRAIN, ModeKeys.EVAL, ModeKeys.PREDICT):  # 2.15's MetaGraph order
+        if input_receiver_fn_map.get(mode) is None:
+            continue
+        graph = _ServingGraph(estimator, input_receiver_fn_map[mode], checkpoint_path, mode)
+        mode_functions, mode_methods = graph.signatures()
+        clash = set(mode_functions) & set(functions)
+        if clash:
+            raise ValueError(f"Signature keys {sorted(clash)} of {mode} mode are used by another mode's export.")
+        only_mode = len([m for m in input_receiver_fn_map if input_receiver_fn_map[m] is not None]) == 1
+        graph.track(root, "" if mode == ModeKeys.PREDICT or only_mode else "_" + mode)
+        functions.update(mode_functions)
+        methods.update(mode_methods)
+        mode_tags = [_SUPERVISED[mode][0]] if mode in _SUPERVISED else [tf.saved_model.SERVING]
+        tags.update({key: mode_tags for key in mode_functions})
 
     export_dir = timestamped_export_dir(export_dir_base)
     temp_dir = temp_export_dir(export_dir)
     try:
-        tf.saved_model.save(
-            graph.trackable(),
-            temp_dir,
-            signatures=functions,
-        )
-        _set_method_names(temp_dir, methods, as_text)
+        tf.saved_model.save(root, temp_dir, signatures=functions)
+        _set_method_names(temp_dir, methods, as_text, tags)
         _copy_assets_extra(temp_dir, assets_extra)
         tf.io.gfile.rename(temp_dir, export_dir, overwrite=False)
     except BaseException:

@@ -639,12 +639,29 @@ class Estimator:
         checkpoint_path: str | None = None,
         experimental_mode: str = ModeKeys.PREDICT,
     ) -> bytes:
-        """Writes a SavedModel of the PREDICT graph to ``export_dir_base/<timestamp>``; returns its path (bytes)."""
+        """Writes a SavedModel of the PREDICT (or EVAL / TRAIN) graph to ``export_dir_base/<timestamp>``; returns its path.
+
+        See ``bridge._export.export_saved_model`` for the EVAL / TRAIN layout (2.15's).
+        """
         from bridge._export import export_saved_model
 
         return export_saved_model(
             self, export_dir_base, serving_input_receiver_fn, assets_extra, as_text, checkpoint_path, experimental_mode
         )
+
+
+    def experimental_export_all_saved_models(
+        self,
+        export_dir_base: str | os.PathLike,
+        input_receiver_fn_map: Mapping[str, Callable[[], Any]],
+        assets_extra: Mapping[str, str] | None = None,
+        as_text: bool = False,
+        checkpoint_path: str | None = None,
+    ) -> bytes:
+        """One SavedModel with a MetaGraph per mode of ``input_receiver_fn_map`` (``ModeKeys`` -> receiver fn)."""
+        from bridge._export import export_all_saved_models
+
+        return export_all_saved_models(self, export_dir_base, input_receiver_fn_map, assets_extra, as_text, checkpoint_path)
 
 
 def _after_create_session(hooks: Sequence[SessionRunHook]) -> None:

@@ -63,7 +63,7 @@ class Signature:
         """Whether TensorFlow Serving can serve it (tf.saved_model's ``is_valid_signature`` rules)."""
         if not self.inputs or not self.outputs:
             return False
-        if self.method_name == PredictOutput.method_name:
+        if self.method_name in (PredictOutput.method_name, EvalOutput.method_name, SUPERVISED_TRAINING_METHOD):
             return True
         if self.method_name == ClassificationOutput.method_name:
             wanted = {"classes": tf.string, "scores": tf.float32}
@@ -82,6 +82,8 @@ class Signature:
         return f"Signature(method_name={self.method_name!r}, inputs={sorted(self.inputs)}, outputs={sorted(self.outputs)})"
 
 
+# The method of a TRAIN-mode export's signature (bridge._export), as 2.15 wrote it.
+SUPERVISED_TRAINING_METHOD = "tensorflow/supervised/training"
 # The one input of classify and regress signatures (serialized tf.Examples).
 _EXAMPLES_INPUT = "inputs"
 

@@ -269,8 +269,9 @@ def test_receiver_fn_must_return_a_receiver(trained, tmp_path):
         trained.export_saved_model(str(tmp_path / "e"), lambda: {"x": tf.compat.v1.placeholder(tf.float32, [None, 3])})
 
 
-def test_train_and_eval_modes_are_refused(trained, tmp_path):
-    with pytest.raises(NotImplementedError, match="experimental_mode"):
+def test_train_and_eval_modes_need_a_supervised_receiver(trained, tmp_path):
+    # EVAL / TRAIN exports themselves: tests/test_export_modes.py
+    with pytest.raises(TypeError, match="SupervisedInputReceiver"):
         trained.export_saved_model(
             str(tmp_path / "e"), build_raw_serving_input_receiver_fn({"x": X[:1]}), experimental_mode=bridge.ModeKeys.TRAIN
         )
