@@ -166,6 +166,12 @@ class _ServingGraph:
         supervised = mode != ModeKeys.PREDICT
 
         def build():
+            # tf_keras (TF_USE_LEGACY_KERAS=1) takes a graph named "wrapped_function..." for a TF1
+            # graph and turns the layers a model calls there into TFOpLambda layers (a Sequential
+            # with BatchNormalization then serves wrong numbers). Named otherwise, it traces the
+            # model as in the training step's function.
+            graph = tf.compat.v1.get_default_graph()
+            graph.name = "bridge_serving_graph"
             with self.store.scope():
                 receiver = serving_input_receiver_fn()
                 if supervised and not isinstance(receiver, SupervisedInputReceiver):

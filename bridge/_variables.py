@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import inspect
 import re
+import sys
 import threading
 from typing import Any, Callable, Iterator, Mapping
 
@@ -100,6 +101,36 @@ def _fresh_keras_names() -> Iterator[None]:
         global_state.set_global_attribute("object_name_uids", saved)
 
 
+def _tf_keras_path() -> str | None:
+    """The layer path ("sequential/dense") when tf_keras (``TF_USE_LEGACY_KERAS=1``) creates the
+    variable, "" when tf_keras creates it outside a layer (an optimizer), None otherwise.
+
+    tf.estimator 2.15 built model_fn in a graph, where tf.keras named a variable by the name
+    scopes of the layers being called ("sequential/dense/kernel"); tf_keras inside a
+    ``tf.function`` uses the innermost layer's name only. The layers being called are on the
+    Python stack, outermost last. tf_keras' legacy ``tf.compat.v1.layers`` are named by their
+    variable scopes instead (None).
+    """
+    if "tf_keras" not in sys.modules:
+        return None
+    layers: list[Any] = []
+    found = False
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if module.startswith("tf_keras."):
+            if "legacy_tf_layers" in module:
+                return None
+            found = True
+            layer = frame.f_locals.get("self") if frame.f_code.co_name == "__call__" else None
+            if layer is not None and hasattr(layer, "_maybe_build") and all(layer is not seen for seen in layers):
+                layers.append(layer)
+        frame = frame.f_back
+    if not found:
+        return None
+    return "/".join(layer.name for layer in reversed(layers))
+
+
 def _strip_suffix(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
@@ -166,7 +197,7 @@ class VariableStore:
         # Objects whose state some of the variables are (the Keras optimizers bridge.minimize
         # applied), for checkpoints keyed differently (bridge._name_mapping).
         self.state_owners: list[Any] = []
-        self._keras_keys: set[str] = set()  # created by a Keras 3 layer, optimizer or metric
+        self._keras_keys: set[str] = set()  # created by a Keras 3 (or tf_keras) layer, optimizer or metric
         # Set by an extension while model_fn is traced (bridge.compat.scaffold), read by the runtime:
         # the checkpoint policy model_fn asked for, and ``initialize(restored=, default=, warm_start=)``,
         # which takes over initialising the model once it is built: ``default()`` restores the
@@ -215,7 +246,7 @@ class VariableStore:
 
     @property
     def keras_variables(self) -> dict[str, tf.Variable]:
-        """Model variables a Keras 3 object created: it updates them itself (no update op to fetch)."""
+        """Model variables a Keras 3 (or tf_keras) object created: it updates them itself (no update op to fetch)."""
         return {k: v for k, v in self._by_key.items() if k in self._keras_keys and k not in self._local_keys}
 
     def adopt(self, variables: list[tf.Variable]) -> None:
@@ -254,7 +285,8 @@ class VariableStore:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components
             return next_creator(**kwargs)
         keras_path = _keras_path()  # set while a Keras 3 layer, optimizer or metric creates it
-        key = self._unique(self._key_for(kwargs.get("name"), keras_path))
+        tf_keras_path = None if keras_path else _tf_keras_path()
+        key = self._unique(self._key_for(kwargs.get("name"), keras_path or tf_keras_path))
         # The variable's own name is its key: what a v1 optimizer names its slots after
         # ("dense_1/kernel/Adam", as TF1 wrote them) and Keras's slot names are built from.
         # The trace's name scope would say "dense_1_1" for the second Keras layer.
@@ -284,7 +316,7 @@ class VariableStore:
         self._by_key[key] = variable
         if _is_metric_state(variable, kwargs):
             self._local_keys.add(key)
-        if keras_path:
+        if keras_path or tf_keras_path is not None:
             self._keras_keys.add(key)
         self._add_to_collections(variable)
         return variable

@@ -1,34 +1,54 @@
-"""tf_keras with TF_USE_LEGACY_KERAS=1: ON_READ model state (BatchNormalization's moving statistics) is saved.
+"""tf_keras with TF_USE_LEGACY_KERAS=1: 2.15's names and numbers, tf_keras metrics and models in
+eval_metric_ops and export, ON_READ model state (BatchNormalization's moving statistics) saved.
 
-Runs only where tf_keras is installed (it is not a bridge dependency): the script runs in a
-subprocess, because TF_USE_LEGACY_KERAS must be set before TensorFlow is imported.
+Runs where tf_keras is installed (not a bridge dependency; CI installs the release matching
+TensorFlow, see .ci/run). The script runs in a subprocess, because TF_USE_LEGACY_KERAS must be
+set before TensorFlow is imported.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 
-pytest.importorskip("tf_keras")
+from compat._legacy import facts, run_python
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(os.path.dirname(HERE))
+# Not imported here: importing tf_keras into the test process would change it for every other test.
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("tf_keras") is None, reason="tf_keras is not installed")
+
+FACTS = facts("tf_keras")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "tf_keras_model.py")
 
 
-def test_tf_keras_batch_norm_statistics_are_saved_and_restored():
-    env = dict(os.environ, TF_USE_LEGACY_KERAS="1", PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    done = subprocess.run(
-        [sys.executable, os.path.join(HERE, "tf_keras_model.py")], env=env, capture_output=True, text=True, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+@pytest.fixture(scope="module")
+def result():
+    out = run_python(f"import runpy; runpy.run_path({SCRIPT!r}, run_name='__main__')", TF_USE_LEGACY_KERAS="1")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_tf_keras_model_trains_evaluates_and_predicts_as_in_2_15(result):
     assert "tf_keras" in result["keras"]
-    assert any(n.endswith("batch_normalization/moving_mean") for n in result["names"])
-    assert any(n.endswith("batch_normalization/moving_variance") for n in result["names"])
-    assert not any("accuracy" in n for n in result["names"])  # metric state stays local
-    assert max(result["moving_mean"]) > 1.0  # moved from its initial 0: updated, saved and restored
-    assert result["accuracy"] > 0.9  # evaluates with the saved statistics as it trained
+    got = result["fixture"]
+    assert sorted(got["after_3_steps"]) == sorted(FACTS["after_3_steps"])  # sequential/dense/kernel, ...
+    for name, value in FACTS["after_3_steps"].items():
+        np.testing.assert_allclose(got["after_3_steps"][name], value, rtol=1e-5, atol=1e-7, err_msg=name)
+    assert got["evaluate"]["accuracy"] == pytest.approx(FACTS["evaluate"]["accuracy"])  # a tf_keras metric object
+    assert got["evaluate"]["loss"] == pytest.approx(FACTS["evaluate"]["loss"], rel=1e-5)
+    np.testing.assert_allclose(got["predictions"], FACTS["predictions"], rtol=1e-5)
+
+
+def test_tf_keras_model_exports_and_serves_2_15s_predictions(result):
+    np.testing.assert_allclose(result["fixture"]["served"], FACTS["predictions"], rtol=1e-5)
+
+
+def test_tf_keras_batch_norm_statistics_are_saved_and_restored(result):
+    got = result["statistics"]
+    assert any(n.endswith("batch_normalization/moving_mean") for n in got["names"])
+    assert any(n.endswith("batch_normalization/moving_variance") for n in got["names"])
+    assert not any("accuracy" in n for n in got["names"])  # metric state stays local
+    assert max(got["moving_mean"]) > 1.0  # moved from its initial 0: updated, saved and restored
+    assert got["accuracy"] > 0.9  # evaluates with the saved statistics as it trained
