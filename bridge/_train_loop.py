@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import tensorflow as tf
 
@@ -39,8 +39,12 @@ def run_train_steps(
     saver: "CheckpointSaver | None",
     progress: ProgressBar,
     start_step: int,
+    on_step: Callable[[int], None] | None = None,
 ) -> float | None:
-    """Runs (grouped) steps until a stop; ends the hooks and the saver; returns the last loss."""
+    """Runs (grouped) steps until a stop; ends the hooks and the saver; returns the last loss.
+
+    ``on_step(global_step)`` is called after every call of the step that ran without error.
+    """
     loss = None
     global_step = start_step
     stop = stop_hook is not None and start_step >= stop_hook.last_step
@@ -80,6 +84,8 @@ def run_train_steps(
             )
             warned_static = True
         global_step = new_step
+        if on_step is not None:
+            on_step(global_step)
         progress.update(global_step, float(loss))
         stop = context.stop_requested
         saving = saver is not None and saver.due(global_step)

@@ -42,6 +42,7 @@ from bridge._inputs import Input, call_input_fn, make_input
 from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
 from bridge._step import CannotGroup, InputExhausted, TracedStep
 from bridge._summaries import LossSummaryHook, SummaryWriter
+from bridge._model_dir_undo import FirstCallUndo
 from bridge._train_loop import CheckpointSaver, run_train_steps
 from bridge._variables import VariableStore
 from bridge._writer_hooks import CheckpointSaverHook
@@ -305,9 +306,18 @@ class Estimator:
             loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
             logger.info("Loss for final step: %s.", loss)
             return self
-        os.makedirs(self.model_dir, exist_ok=True)
-        with _checkpoints.TrainerLock(self.model_dir):
-            loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
+        # A first call that fails before a step succeeds leaves model_dir as it was (_model_dir_undo.py).
+        self._first_call = FirstCallUndo(self.model_dir) if FirstCallUndo.applies(self.model_dir, resume_from) else None
+        try:
+            os.makedirs(self.model_dir, exist_ok=True)
+            with _checkpoints.TrainerLock(self.model_dir):
+                loss = self._train(input_fn, user_hooks, steps, max_steps, listeners)
+        except Exception:
+            if self._first_call is not None:
+                self._first_call.undo()
+            raise
+        finally:
+            self._first_call = None
         logger.info("Loss for final step: %s.", loss)
         return self
 
@@ -432,7 +442,9 @@ class Estimator:
             saver.begin(start_step)
         progress = ProgressBar(config.progress_bar, max_steps or (start_step + steps if steps else None), "step")
         try:
-            return run_train_steps(step, store, config, stop_hook, saver, progress, start_step)
+            first_call = getattr(self, "_first_call", None)
+            return run_train_steps(step, store, config, stop_hook, saver, progress, start_step,
+                                   on_step=first_call.note_step if first_call is not None else None)
         finally:
             progress.close()
 

@@ -1,10 +1,9 @@
 """Bad input fails as in tf.estimator 2.15 (exception class and message recorded in errors.json),
-and a call that fails before training leaves no checkpoint behind (one whose first step fails on
-its data leaves the step-0 checkpoint, as 2.15 did)."""
+with a message naming the argument and the value, and a failed first call leaves model_dir as it
+was (2.15 left the step-0 checkpoint, state file and graph: recorded, and deliberately not kept)."""
 
 from __future__ import annotations
 
-import glob
 import os
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 import bridge
+import bridge.compat.v1.estimator
 import legacy_cases as L
 
 fc = tf.feature_column
@@ -42,16 +42,42 @@ def assert_raises_as_2_15(case, call):
     assert expected in str(raised.value)
 
 
-def assert_only_initial_checkpoint(model_dir):
-    """A step that fails on its data leaves what 2.15 left: the step-0 checkpoint of the initial weights."""
+def model_dir_state(path):
+    """Every entry under path (relative), or None when it does not exist."""
+    if not os.path.exists(path):
+        return None
+    return sorted(os.path.relpath(os.path.join(root, name), path)
+                  for root, dirs, files in os.walk(path) for name in dirs + files)
+
+
+@pytest.fixture(params=["new", "existing"])
+def model_dir(request, tmp_path):
+    """A model_dir that does not exist yet (nor its parent), or one holding a user's file and folder."""
+    if request.param == "new":
+        return str(tmp_path / "parent" / "model")
+    path = tmp_path / "model"
+    (path / "notes").mkdir(parents=True)
+    (path / "README.txt").write_text("mine")
+    (path / "notes" / "n.txt").write_text("mine too")
+    return str(path)
+
+
+def assert_fails_leaving_model_dir_as_it_was(model_dir, call, case=None, raised=None, match=None):
+    before = model_dir_state(model_dir)
+    parent_before = model_dir_state(os.path.dirname(os.path.dirname(model_dir)))
+    if case is not None:
+        assert_raises_as_2_15(case, call)
+    else:
+        with pytest.raises(raised, match=match):
+            call()
+    assert model_dir_state(model_dir) == before
+    assert model_dir_state(os.path.dirname(os.path.dirname(model_dir))) == parent_before
+
+
+def test_2_15_left_files_behind():
+    """What 2.15 left after a first step failed on its labels (bridge leaves nothing)."""
     left = RECORDED["labels_out_of_range_files_left"]["files"]
-    assert "model.ckpt-0.index" in left and not any(f.startswith("model.ckpt-1") for f in left)
-    assert sorted(glob.glob(os.path.join(model_dir, "model.ckpt-*.index"))) == [os.path.join(model_dir, "model.ckpt-0.index")]
-
-
-def assert_no_checkpoint(model_dir):
-    assert not glob.glob(os.path.join(model_dir, "model.ckpt-*")), os.listdir(model_dir)
-    assert not os.path.exists(os.path.join(model_dir, "checkpoint"))
+    assert "model.ckpt-0.index" in left and "checkpoint" in left
 
 
 def test_n_classes_below_2(tmp_path):
@@ -63,18 +89,36 @@ def test_n_classes_below_2(tmp_path):
     ("labels_out_of_range", 2, [[0], [1], [2], [1]]),
     ("labels_out_of_range_3", 3, [[0], [1], [3], [1]]),
 ])
-def test_labels_out_of_range_in_training(case, n_classes, labels, tmp_path):
-    est = bridge.DNNClassifier([2], [X], n_classes=n_classes, model_dir=str(tmp_path))
-    assert_raises_as_2_15(case, lambda: train(est, labels))
-    assert_only_initial_checkpoint(str(tmp_path))
+def test_labels_out_of_range_in_training(case, n_classes, labels, model_dir):
+    est = bridge.DNNClassifier([2], [X], n_classes=n_classes, model_dir=model_dir)
+    assert_fails_leaving_model_dir_as_it_was(model_dir, lambda: train(est, labels), case)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"n_classes={n_classes}\)"):
+        train(est, labels)
 
 
-def test_feature_missing_from_input_fn(tmp_path):
-    est = bridge.DNNClassifier([2], [X, fc.embedding_column(COLOR, 2)], model_dir=str(tmp_path))
-    with pytest.raises(ValueError, match="Feature color is not in features dictionary"):
-        train(est, [[0], [1], [0], [1]])
+def test_negative_labels_in_training(model_dir):
+    est = bridge.LinearClassifier([X], n_classes=3, model_dir=model_dir)
+    assert_fails_leaving_model_dir_as_it_was(model_dir, lambda: train(est, [[0], [-1], [2], [1]]),
+                                             raised=tf.errors.InvalidArgumentError, match="Labels must be >= 0")
+
+
+def test_feature_missing_from_input_fn(model_dir):
+    est = bridge.DNNClassifier([2], [X, fc.embedding_column(COLOR, 2)], model_dir=model_dir)
+    assert_fails_leaving_model_dir_as_it_was(model_dir, lambda: train(est, [[0], [1], [0], [1]]),
+                                             raised=ValueError, match="Feature color is not in features dictionary")
     assert RECORDED["missing_feature"]["raised"] == "ValueError"
-    assert_no_checkpoint(str(tmp_path))
+
+
+def test_a_failed_call_after_a_trained_checkpoint_keeps_everything(tmp_path):
+    """Only a first call is taken back: a model_dir with a checkpoint keeps what every call wrote."""
+    model_dir = str(tmp_path)
+    est = bridge.DNNClassifier([2], [X], model_dir=model_dir)
+    train(est, [[0], [1], [0], [1]])
+    before = model_dir_state(model_dir)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        train(est, [[0], [1], [2], [1]])
+    assert set(before) <= set(model_dir_state(model_dir))
+    assert est.latest_checkpoint().endswith("model.ckpt-1")
 
 
 def test_empty_hidden_units_is_a_linear_layer_as_in_2_15(tmp_path):
@@ -87,11 +131,11 @@ def test_empty_hidden_units_is_a_linear_layer_as_in_2_15(tmp_path):
         "training/Adagrad/learning_rate"]
 
 
-def test_unknown_optimizer_name_fails_at_train(tmp_path):
+def test_unknown_optimizer_name_fails_at_train(model_dir):
     assert RECORDED["unknown_optimizer_constructor"]["raised"] is None
-    est = bridge.DNNClassifier([2], [X], optimizer="Adamax2", model_dir=str(tmp_path))
-    assert_raises_as_2_15("unknown_optimizer_train", lambda: train(est, [[0], [1], [0], [1]]))
-    assert_no_checkpoint(str(tmp_path))
+    est = bridge.DNNClassifier([2], [X], optimizer="Adamax2", model_dir=model_dir)
+    assert_fails_leaving_model_dir_as_it_was(model_dir, lambda: train(est, [[0], [1], [0], [1]]),
+                                             "unknown_optimizer_train")
 
 
 def test_not_an_optimizer(tmp_path):
@@ -99,10 +143,19 @@ def test_not_an_optimizer(tmp_path):
     assert_raises_as_2_15("bad_optimizer_object", lambda: train(est, [[0], [1], [0], [1]]))
 
 
-def test_unknown_label_string(tmp_path):
-    est = bridge.DNNClassifier([2], [X], label_vocabulary=["no", "yes"], model_dir=str(tmp_path))
-    assert_raises_as_2_15("unknown_label_string", lambda: train(est, [["no"], ["yes"], ["maybe"], ["no"]]))
-    assert_only_initial_checkpoint(str(tmp_path))
+def test_unknown_label_string(model_dir):
+    est = bridge.DNNClassifier([2], [X], label_vocabulary=["no", "yes"], model_dir=model_dir)
+    call = lambda: train(est, [["no"], ["yes"], ["maybe"], ["no"]])  # noqa: E731
+    assert_fails_leaving_model_dir_as_it_was(model_dir, call, "unknown_label_string")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"not in label_vocabulary \(no, yes\):\] \[maybe\]"):
+        call()
+
+
+def test_n_classes_below_2_writes_nothing(model_dir):
+    before = model_dir_state(model_dir)
+    with pytest.raises(ValueError, match=r"n_classes must be > 2: 1"):
+        bridge.compat.v1.estimator.DNNClassifier([2], [X], n_classes=1, model_dir=model_dir)
+    assert model_dir_state(model_dir) == before
 
 
 def test_string_labels_without_vocabulary(tmp_path):
@@ -125,3 +178,25 @@ def test_combined_without_hidden_units_fails_at_train_as_in_2_15(tmp_path):
     est = bridge.DNNLinearCombinedClassifier(dnn_feature_columns=[X], model_dir=str(tmp_path))
     with pytest.raises(ValueError, match="dnn_hidden_units must be defined when dnn_feature_columns is specified"):
         train(est, [[0], [1], [0], [1]])
+
+
+def test_a_call_whose_first_step_succeeded_keeps_what_it_wrote(tmp_path):
+    """A step succeeded before the bad batch: the call trained, so its files stay (as in 2.15)."""
+    model_dir = str(tmp_path / "model")
+    est = bridge.DNNClassifier([2], [X], model_dir=model_dir)
+    features = {"x": np.ones((8, 2), np.float32)}
+    labels = np.array([[0], [1], [0], [1], [0], [1], [2], [1]])
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        est.train(lambda: tf.data.Dataset.from_tensor_slices((features, labels)).batch(4), steps=2)
+    assert "model.ckpt-0.index" in os.listdir(model_dir)
+
+
+def test_any_estimator_failing_in_its_first_call_leaves_model_dir_as_it_was(model_dir):
+    """The runtime's rule, not a canned one: a custom model_fn that fails while traced."""
+
+    def model_fn(features, labels, mode):
+        raise ValueError("model_fn refuses")
+
+    est = bridge.Estimator(model_fn, model_dir=model_dir, config=bridge.RunConfig(save_summary_steps=1))
+    assert_fails_leaving_model_dir_as_it_was(model_dir, lambda: train(est, [[0], [1], [0], [1]]),
+                                             raised=ValueError, match="model_fn refuses")

@@ -153,9 +153,10 @@ def dense_labels(labels: Any, logits: tf.Tensor, dimension: int) -> tf.Tensor:
 def check_label_range(labels: tf.Tensor, n_classes: int, message: str | None = None) -> tf.Tensor:
     """Fails the step (InvalidArgumentError, 2.15's messages) when a label is outside [0, n_classes)."""
     upper = tf.debugging.assert_less_equal(
-        labels, tf.cast(n_classes - 1, labels.dtype), message=message or "Labels must be <= n_classes - 1")
+        labels, tf.cast(n_classes - 1, labels.dtype),
+        message=message or f"Labels must be <= n_classes - 1 (n_classes={n_classes})")
     lower = tf.debugging.assert_non_negative(
-        labels, message=message or "Labels must be >= 0 (a label not in label_vocabulary maps to -1)")
+        labels, message=message or "Labels must be >= 0")
     with tf.control_dependencies([upper, lower]):
         return tf.identity(labels)
 

@@ -13,7 +13,7 @@ from bridge.canned.heads._base import PredictionKeys as P
 
 
 def label_ids_from_vocabulary(labels: tf.Tensor, vocabulary: Sequence[str]) -> tf.Tensor:
-    """The index of each string label in ``vocabulary``, -1 for a string it does not list.
+    """The index of each string label in ``vocabulary``; a string it does not list fails the step.
 
     Plain comparisons instead of a lookup table: nothing to initialise, and it exports as is.
     """
@@ -21,7 +21,14 @@ def label_ids_from_vocabulary(labels: tf.Tensor, vocabulary: Sequence[str]) -> t
         raise ValueError(f"Labels dtype should be string when label_vocabulary is given. Given: {labels.dtype}")
     matches = tf.equal(labels[..., tf.newaxis], tf.constant(list(vocabulary)))
     ids = tf.argmax(tf.cast(matches, tf.int32), axis=-1)
-    return tf.where(tf.reduce_any(matches, axis=-1), ids, tf.constant(-1, tf.int64))
+    known = tf.reduce_any(matches, axis=-1)
+    # 2.15's message, naming the vocabulary and the strings it lacks
+    check = tf.debugging.Assert(
+        tf.reduce_all(known),
+        [f"Labels must be >= 0: labels not in label_vocabulary ({', '.join(vocabulary)}):",
+         tf.boolean_mask(labels, tf.logical_not(known))], summarize=10)
+    with tf.control_dependencies([check]):
+        return tf.where(known, ids, tf.constant(-1, tf.int64))
 
 
 def class_names(class_ids: tf.Tensor, vocabulary: Sequence[str] | None) -> tf.Tensor:
