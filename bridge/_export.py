@@ -32,6 +32,7 @@ from tensorflow.python.trackable import resource
 
 from bridge import _checkpoints, warm_start
 from bridge._variables import VariableStore
+from bridge._api_names import api_name
 from bridge._host_metrics import is_host_metric_op
 from bridge.export import ServingInputReceiver, SupervisedInputReceiver, TensorServingInputReceiver
 from bridge.export_output import SUPERVISED_TRAINING_METHOD, EvalOutput, ExportOutput, Signature
@@ -177,13 +178,13 @@ class _ServingGraph:
                 if supervised and not isinstance(receiver, SupervisedInputReceiver):
                     raise TypeError(
                         f"An export of {mode} mode needs an input_receiver_fn returning a "
-                        "bridge.export.SupervisedInputReceiver (features and labels), such as "
-                        f"bridge.experimental.build_raw_supervised_input_receiver_fn(...); it returned {receiver!r}."
+                        f"{api_name('export.SupervisedInputReceiver')} (features and labels), such as "
+                        f"{api_name('experimental.build_raw_supervised_input_receiver_fn')}(...); it returned {receiver!r}."
                     )
                 if not supervised and not isinstance(receiver, (ServingInputReceiver, TensorServingInputReceiver)):
                     raise TypeError(
-                        "serving_input_receiver_fn must return a bridge.export.ServingInputReceiver or "
-                        f"TensorServingInputReceiver; it returned {receiver!r}."
+                        f"serving_input_receiver_fn must return a {api_name('export.ServingInputReceiver')} or "
+                        f"{api_name('export.TensorServingInputReceiver')}; it returned {receiver!r}."
                     )
                 found["receiver"] = receiver
                 if not supervised:

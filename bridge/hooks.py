@@ -39,6 +39,8 @@ from typing import Any, Callable, Mapping, NamedTuple, Optional, Sequence, Union
 
 import numpy as np
 
+from bridge._api_names import api_name
+
 logger = logging.getLogger("bridge")
 
 
@@ -58,7 +60,7 @@ def _no_session_message(what: str) -> str:
         f"{what}: bridge runs no tf.compat.v1.Session. Fetch tensors by returning "
         "SessionRunArgs(fetches) from before_run and read their values in after_run's run_values.results; "
         "read a variable with variable.numpy() (in after_create_session or end); stop with "
-        "run_context.request_stop(); save checkpoints with bridge.CheckpointSaverHook or RunConfig."
+        f"run_context.request_stop(); save checkpoints with {api_name('CheckpointSaverHook')} or RunConfig."
     )
 
 

@@ -6,6 +6,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
+from bridge._api_names import api_name
 from bridge.canned import _optimizers
 from bridge.canned.heads import BinaryClassHead, Head, MultiClassHead, RegressionHead
 from bridge.canned.heads._base import SUM_OVER_BATCH_SIZE
@@ -29,7 +30,7 @@ def regression_head(label_dimension: int, weight_column: Any, loss_reduction: st
 
 def check_head(head: Any) -> Head:
     if not isinstance(head, Head):
-        raise TypeError(f"head must be a bridge.Head (e.g. bridge.BinaryClassHead()). Given: {head!r}")
+        raise TypeError(f"head must be a {api_name('Head')} (e.g. {api_name('BinaryClassHead')}()). Given: {head!r}")
     return head
 
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from bridge._api_names import api_name
 from bridge._name_mapping import MappingRequest
 from bridge.checkpoints._v1_slots import V1_CLASSES, SlotLayout, find_slots
 
@@ -126,7 +127,7 @@ class _Problems:
                 "Resume with the optimizer that wrote the checkpoint (`python -m bridge.checkpoints inspect "
                 "MODEL_DIR` names it) or the Keras 3 optimizer that continues it (docs/migration.md, "
                 "\"Keep your model_dir\"). To restart the optimizer state on purpose, train in a new model_dir "
-                "warm-started from the model's weights only: warm_start_from=bridge.WarmStartSettings(MODEL_DIR, "
+                f"warm-started from the model's weights only: warm_start_from={api_name('WarmStartSettings')}(MODEL_DIR, "
                 "vars_to_warm_start='.*')."
             )
 
