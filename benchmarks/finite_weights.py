@@ -18,6 +18,7 @@ import os
 import statistics
 import tempfile
 import time
+import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,6 +27,7 @@ import tensorflow as tf  # noqa: E402
 
 import bridge  # noqa: E402
 from benchmarks.train_loop import ROWS, make_dataset, model_fn  # noqa: E402
+from bridge._train_loop import FiniteWeightsCheck  # noqa: E402
 
 
 def steps_per_second(x, y, batch, check, grouped, short=32, long=640):
@@ -68,6 +70,29 @@ def main() -> None:
             rate_off, cpu_off = (statistics.median(v) for v in zip(*off))
             print(f"| {batch} | {'yes' if grouped else 'no'} | {rate_on:.0f} | {rate_off:.0f} | {cpu_on:.2f} | "
                   f"{cpu_off:.2f} | {cpu_on / cpu_off:.3f} |", flush=True)
+
+    print(f"One check alone: {check_cost_us(x, y):.0f} us of CPU (every {FiniteWeightsCheck.EVERY_STEPS} steps by "
+          "default; every step with --every 1)")
+
+
+def check_cost_us(x, y, calls=2000, rounds=5):
+    """CPU time of one FiniteWeightsCheck over the benchmark model's variables (weights and Adam slots)."""
+    model_dir = tempfile.mkdtemp()
+    config = bridge.RunConfig(log_step_count_steps=None, save_summary_steps=0, progress_bar=False)
+    bridge.Estimator(model_fn, model_dir=model_dir, config=config).train(lambda: make_dataset(x, y, 32), steps=1)
+    reader = tf.train.load_checkpoint(model_dir)
+    variables = {name: tf.Variable(reader.get_tensor(name)) for name, _ in tf.train.list_variables(model_dir)}
+    assert sum(v.shape.num_elements() for v in variables.values() if v.dtype.is_floating) > 3 * 269_000
+    check = FiniteWeightsCheck(types.SimpleNamespace(model_variables=variables), start_step=0)
+    step = 0
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.process_time()
+        for _ in range(calls):
+            step += 1
+            check.check(step)
+        best = min(best, (time.process_time() - start) / calls)
+    return best * 1e6
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Callable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from bridge import _checkpoints
@@ -110,15 +111,15 @@ class FiniteWeightsCheck:
 
     A NaN input to a ReLU network can turn weights NaN while the loss stays finite, so the loss
     check alone misses it. This reads every floating-point variable of the model (weights,
-    optimizer slots, moving statistics) in one small traced function that returns one
-    all-finite flag per variable (exact: no sum that could overflow).
+    optimizer slots, moving statistics) in one small traced function that returns one sum per
+    variable; a non-finite sum is confirmed element-wise on the host before anything is raised.
 
     It runs every ``every`` steps (``EVERY_STEPS`` by default, N with ``check_finite_weights=N``;
     a grouped call ends where a check is due, so it is checked once, after its last step),
     before every checkpoint save, and when training ends: non-finite values never reach a
-    checkpoint. Checking after every step reads all of the model's bytes every step, 0.1-0.3 ms
-    of CPU per step for a 270k-weight MLP (5-20 % of its step, benchmarks/RESULTS.md); once per
-    window it is within noise. Gradient updates keep non-finite values non-finite, so the error
+    checkpoint. Checking after every step reads all of the model's bytes every step (0.5 ms of
+    CPU for a 270k-weight MLP with Adam, a third of its step, benchmarks/RESULTS.md); once per
+    32 steps it is ~1 %. Gradient updates keep non-finite values non-finite, so the error
     names the window in which they appeared (the exact step with ``check_finite_weights=1``).
     """
 
@@ -126,14 +127,16 @@ class FiniteWeightsCheck:
 
     def __init__(self, store: VariableStore, start_step: int, every: int = EVERY_STEPS) -> None:
         self.every = every
-        model = store.model_variables  # all of the model's, whatever a Saver's var_list saves
-        self._keys = [key for key, variable in model.items() if variable.dtype.is_floating]
-        variables = [model[key] for key in self._keys]
+        self._variables = {key: v for key, v in store.model_variables.items() if v.dtype.is_floating}
+        variables = list(self._variables.values())  # all of the model's, whatever a Saver's var_list saves
 
-        def flags() -> tf.Tensor:
-            return tf.stack([tf.reduce_all(tf.math.is_finite(variable)) for variable in variables])
+        def sums() -> tf.Tensor:
+            # One sum per variable (NaN and inf never sum to a finite number), in float32 at least
+            # so that float16 weights do not overflow it.
+            wide = [v if v.dtype in (tf.float32, tf.float64) else tf.cast(v, tf.float32) for v in variables]
+            return tf.stack([tf.cast(tf.reduce_sum(v), tf.float64) for v in wide])
 
-        self._flags = tf.function(flags, autograph=False).get_concrete_function() if variables else None
+        self._sums = tf.function(sums, autograph=False).get_concrete_function() if variables else None
         self.checked_step = start_step  # restored weights were finite when they were saved
 
     def due(self, step: int) -> bool:
@@ -145,13 +148,17 @@ class FiniteWeightsCheck:
 
     def check(self, step: int) -> None:
         """Raises NanLossDuringTrainingError naming the variables that hold NaN/inf after ``step``."""
-        if self._flags is None or step == self.checked_step:
+        if self._sums is None or step == self.checked_step:
             return
-        flags = self._flags().numpy()
-        if flags.all():
+        sums = self._sums().numpy()
+        # A non-finite sum of finite values (overflow: weights near the float limit) is no alarm.
+        bad = [
+            key for (key, variable), total in zip(self._variables.items(), sums)
+            if not np.isfinite(total) and not np.isfinite(variable.numpy()).all()
+        ]
+        if not bad:
             self.checked_step = step
             return
-        bad = [key for key, ok in zip(self._keys, flags) if not ok]
         when = f"global step {step}"
         if step - self.checked_step > 1:
             when += (
