@@ -50,6 +50,7 @@ __all__ = [
     "read_global_step",
     "restore",
     "saved_as",
+    "slice_of",
 ]
 
 
@@ -237,6 +238,12 @@ def saved_as(key: str, variable: tf.Variable) -> SavedAs:
     if info is None:
         return SavedAs(key, "", variable.shape.as_list())
     return SavedAs(info.full_name, info.spec, list(info.full_shape))
+
+
+def slice_of(value: np.ndarray, part: tf.Variable) -> np.ndarray:
+    """The slice of a whole variable's ``value`` that one part of a partitioned variable holds."""
+    info = part._save_slice_info  # pylint: disable=protected-access
+    return value[tuple(slice(offset, offset + size) for offset, size in zip(info.var_offset, info.var_shape))]
 
 
 def restore(checkpoint_path: str, variables: Mapping[str, tf.Variable], state_owners: Sequence[object] = ()) -> None:

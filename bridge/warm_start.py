@@ -92,6 +92,36 @@ def source_checkpoint(path: str) -> str:
     return latest
 
 
+class _Partitioned:
+    """The parts of one partitioned variable (``x/part_0``, ...), warm-started as one variable
+    ``x``, as 2.15 did: selected and renamed by that name, read whole, each part given its slice."""
+
+    def __init__(self, parts: list[tf.Variable]) -> None:
+        self.parts = parts
+        info = parts[0]._save_slice_info  # pylint: disable=protected-access
+        self.shape = tf.TensorShape(info.full_shape)
+        self.dtype = parts[0].dtype
+        self.trainable = parts[0].trainable
+
+    def assign(self, value: Any) -> None:
+        for part in self.parts:
+            part.assign(_checkpoints.slice_of(np.asarray(value), part))
+
+
+def _by_saved_name(variables: Mapping[str, tf.Variable]) -> dict[str, Any]:
+    """The variables by the name a checkpoint holds them under: partitioned ones as one."""
+    named: dict[str, Any] = {}
+    for key, variable in variables.items():
+        saved = _checkpoints.saved_as(key, variable)
+        if saved.name == key:
+            named[key] = variable
+        elif saved.name in named:
+            named[saved.name].parts.append(variable)
+        else:
+            named[saved.name] = _Partitioned([variable])
+    return named
+
+
 def _selected(settings: WarmStartSettings, variables: Mapping[str, tf.Variable]) -> dict[str, tf.Variable]:
     spec = settings.vars_to_warm_start
     if spec is None:
@@ -102,8 +132,9 @@ def _selected(settings: WarmStartSettings, variables: Mapping[str, tf.Variable])
     if all(isinstance(s, str) for s in spec):
         patterns = [re.compile(s) for s in spec]
         return {k: v for k, v in variables.items() if any(p.match(k) for p in patterns)}
-    wanted = {id(v) for v in spec}
-    return {k: v for k, v in variables.items() if id(v) in wanted}
+    wanted = {id(v) for item in spec for v in (item._get_variable_list() if hasattr(item, "_get_variable_list") else [item])}
+    parts = lambda v: v.parts if isinstance(v, _Partitioned) else [v]  # noqa: E731
+    return {k: v for k, v in variables.items() if any(id(p) in wanted for p in parts(v))}
 
 
 def _source_keys(prefix: str, shapes: Mapping[str, Any]) -> dict[str, str]:
@@ -138,12 +169,15 @@ def apply(
     keys = _source_keys(prefix, shapes)
     renames = dict(settings.var_name_to_prev_var_name or {})
     vocab_infos = dict(settings.var_name_to_vocab_info or {})
-    selected = _selected(settings, variables)
+    selected = _selected(settings, _by_saved_name(variables))
     for what, mapping in (("var_name_to_prev_var_name", renames), ("var_name_to_vocab_info", vocab_infos)):
         unused = set(mapping) - set(selected)
         if unused:
             raise ValueError(f"{what} entries were not used: {sorted(unused)}. Perhaps you misspelled them?")
-    absent = {name: v for name, v in selected.items() if renames.get(name, name) not in keys}
+    absent = {
+        name: v for name, v in selected.items()
+        if renames.get(name, name) not in keys and not isinstance(v, _Partitioned)
+    }
     mapped = {}
     if absent:
         request = _name_mapping.MappingRequest(prefix, reader, shapes, absent, variables, state_owners, renames)

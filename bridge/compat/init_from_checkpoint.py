@@ -24,6 +24,7 @@ from typing import Any, Iterator, Mapping
 
 import tensorflow as tf
 
+from bridge._checkpoints import slice_of
 from bridge._model_fn_scopes import ModelFnCall, register
 from bridge.compat._patching import attributes_set
 
@@ -134,12 +135,6 @@ def _plan(ckpt: str, shapes: Mapping[str, list[int]], assignment_map: Any) -> li
     return pairs
 
 
-def _part_of(value: Any, variable: tf.Variable) -> Any:
-    """The slice of the whole ``value`` that one part of a partitioned variable holds."""
-    info = _slice_info(variable)
-    return value[tuple(slice(offset, offset + size) for offset, size in zip(info.var_offset, info.var_shape))]
-
-
 def init_from_checkpoint(ckpt_dir_or_file: str, assignment_map: Any) -> None:
     """Initialises model_fn's variables from a checkpoint (TF 2.15's ``assignment_map`` forms).
 
@@ -155,7 +150,7 @@ def init_from_checkpoint(ckpt_dir_or_file: str, assignment_map: Any) -> None:
             value = reader.get_tensor(tensor_name)
             partitioned = _is_partitioned(variables)
             for variable in variables:
-                part = _part_of(value, variable) if partitioned else value
+                part = slice_of(value, variable) if partitioned else value
                 variable.assign(tf.cast(part, variable.dtype))
 
 

@@ -122,3 +122,17 @@ def test_partitioned_variable_checkpoints_are_2_15s(tmp_path):
         np.testing.assert_allclose(momentum.get_variable_value(name), value, rtol=1e-5, err_msg=name)
     # evaluate restores the parts from the slices
     assert momentum.evaluate(PARTITIONED_CASES.input_fn, steps=1)["global_step"] == 3
+
+
+@pytest.mark.parametrize("case", sorted(PARTITIONED["warm_start"]))
+def test_warm_start_of_partitioned_variables_matches_2_15(tmp_path, case):
+    """WarmStartSettings selects and renames a partitioned variable by its name (``x``), as 2.15 did."""
+    _, selection, renames = PARTITIONED_CASES.WARM_START_CASES[case]
+    settings = bridge.WarmStartSettings(PARTITIONED_DIR, selection, var_name_to_prev_var_name=renames)
+    model_fn = PARTITIONED_CASES.make_warm_start_model_fn(bridge.EstimatorSpec, case)
+    estimator = bridge.Estimator(model_fn, str(tmp_path), bridge.RunConfig(log_step_count_steps=None), warm_start_from=settings)
+    estimator.train(PARTITIONED_CASES.input_fn, steps=1)
+    expected = PARTITIONED["warm_start"][case]["values"]
+    assert sorted(estimator.get_variable_names()) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-6, err_msg=name)
