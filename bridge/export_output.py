@@ -52,6 +52,21 @@ class ExportOutput(abc.ABC):
         """
         return Signature(dict(receiver_tensors), self.outputs, self.method_name)
 
+    def as_signature_def(self, receiver_tensors: Mapping[str, tf.Tensor]) -> Any:
+        """The ``SignatureDef`` proto serving these outputs from ``receiver_tensors``, as 2.15 built it.
+
+        For graph tensors (a v1 graph or a trace), as tf.estimator's; ValueError when these
+        outputs cannot be served from those inputs.
+        """
+        from tensorflow.core.protobuf import meta_graph_pb2
+
+        signature = self.signature(receiver_tensors)
+        proto = meta_graph_pb2.SignatureDef(method_name=signature.method_name)
+        for target, tensors in ((proto.inputs, signature.inputs), (proto.outputs, signature.outputs)):
+            for key, tensor in tensors.items():
+                target[key].CopyFrom(tf.compat.v1.saved_model.build_tensor_info(tensor))
+        return proto
+
 
 class Signature:
     """Inputs, outputs and method name of one SignatureDef (before it is saved)."""

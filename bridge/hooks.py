@@ -192,6 +192,10 @@ class SecondOrStepTimer:
     def last_triggered_step(self) -> int | None:
         return self._last_step
 
+    def reset(self) -> None:
+        """Forgets the last trigger: the next step triggers."""
+        self._last_time = self._last_step = None
+
     def steps_until_trigger(self, step: int) -> int | None:
         """How many more steps may run before one at which this timer fires, counting that one.
 

@@ -386,8 +386,13 @@ class Head(abc.ABC):
 
     @abc.abstractmethod
     def update_metrics(self, eval_metrics: dict[str, Any], features: Any, logits: Any, labels: Any,
-                       regularization_losses: Sequence[tf.Tensor] | None = None) -> dict[str, Any]:
-        """Feeds the metrics one batch; returns the ``eval_metric_ops`` for the EstimatorSpec."""
+                       mode: str | None = None, regularization_losses: Sequence[tf.Tensor] | None = None
+                       ) -> dict[str, Any]:
+        """Feeds the metrics one batch; returns the ``eval_metric_ops`` for the EstimatorSpec.
+
+        The arguments are 2.15's ``Head.update_metrics``'s (its concrete heads, like bridge's,
+        take no ``mode``); the runtime passes ``regularization_losses`` by keyword.
+        """
 
     def _summary_key(self, key: str) -> str:
         return f"{key}/{self.name}" if self.name else key
