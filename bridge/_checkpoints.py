@@ -61,6 +61,13 @@ RESUME_ADVICE = (
 )
 
 
+READ_ADVICE = (
+    "Nothing was read. Pass checkpoint_path=<an intact checkpoint prefix> (a model.ckpt-<step> whose "
+    ".index and .data files are complete) to evaluate or predict from it, or move the damaged files "
+    "out of model_dir."
+)
+
+
 class CheckpointRecoveryError(RuntimeError):
     """model_dir holds checkpoint files, but none of them can be restored.
 

@@ -168,8 +168,15 @@ class Estimator:
             logger.warning("%s Warm-starting from warm_start_from as asked; the damaged files stay.", error)
             return None
 
+    def _latest_to_read(self) -> str | None:
+        """The newest intact checkpoint, for a call that reads one (evaluate, predict, variables)."""
+        try:
+            return self.latest_checkpoint()
+        except _checkpoints.CheckpointRecoveryError as error:
+            raise error.with_advice(_checkpoints.READ_ADVICE) from None
+
     def _require_checkpoint(self) -> str:
-        path = self.latest_checkpoint()
+        path = self._latest_to_read()
         if not path:
             raise ValueError(f"Could not find trained model in model_dir: {self.model_dir}.")
         return path
@@ -177,10 +184,14 @@ class Estimator:
     def _checkpoint_to_read(self, checkpoint_path: str | None) -> str | None:
         """The given checkpoint (which must exist, as tf.estimator checked), else the latest one."""
         if not checkpoint_path:
-            return self.latest_checkpoint()
-        if not tf.io.gfile.exists(os.fspath(checkpoint_path) + ".index"):
+            return self._latest_to_read()
+        path = os.fspath(checkpoint_path)
+        if not tf.io.gfile.exists(path + ".index"):
             raise ValueError(f"The passed save_path is not a valid checkpoint: {checkpoint_path}")
-        return os.fspath(checkpoint_path)
+        problem = _checkpoints.checkpoint_problem(path) if os.path.exists(path + ".index") else None
+        if problem is not None:
+            raise ValueError(f"The passed checkpoint_path {path} cannot be read: {problem}.")
+        return path
 
     def get_variable_names(self) -> list[str]:
         """Names of the variables in the latest checkpoint."""

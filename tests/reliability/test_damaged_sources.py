@@ -135,3 +135,30 @@ def test_export_of_an_untrained_model_dir_reads_the_warm_start_source_with_recov
     path = untrained.export_saved_model(str(tmp_path / "export"), RECEIVER)
     assert any("model.ckpt-3.index cannot be read" in w for w in _recovery_warnings(caplog))
     np.testing.assert_array_equal(_exported_kernel(path), _kernel(os.path.join(trained, "model.ckpt-2")))
+
+
+# -- evaluate, predict, variable reads -------------------------------------------------------------
+def test_reads_without_an_intact_checkpoint_are_refused_with_their_own_advice(trained):
+    _damage_all(trained)
+    est = _estimator(trained)
+    calls = {
+        "evaluate": lambda: est.evaluate(make_input_fn(), steps=1),
+        "predict": lambda: next(est.predict(make_input_fn(y=None))),
+        "get_variable_value": lambda: est.get_variable_value("dense/kernel"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(_checkpoints.CheckpointRecoveryError) as info:
+            call()
+        message = str(info.value)
+        assert "model.ckpt-3.index is missing" in message, name
+        assert "checkpoint_path=<an intact checkpoint prefix>" in message and "start from scratch" not in message, name
+
+
+def test_a_damaged_explicit_checkpoint_path_is_refused_naming_the_file(trained):
+    _truncate_index(trained, 2)
+    est = _estimator(trained)
+    with pytest.raises(ValueError, match=r"checkpoint_path .*model\.ckpt-2 cannot be read: its index file "
+                                         r".*model\.ckpt-2\.index cannot be read"):
+        est.evaluate(make_input_fn(), steps=1, checkpoint_path=os.path.join(trained, "model.ckpt-2"))
+    result = est.evaluate(make_input_fn(), steps=1, checkpoint_path=os.path.join(trained, "model.ckpt-1"))
+    assert result["global_step"] == 1
