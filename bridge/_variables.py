@@ -131,6 +131,22 @@ def _tf_keras_path() -> str | None:
     return "/".join(layer.name for layer in reversed(layers))
 
 
+def _under_trace_scope(layer_path: str, graph: Any) -> str:
+    """``layer_path`` under the TF name scopes (``variable_scope('net')``) the outermost tf_keras
+    layer was called in, as 2.15's graph names had them.
+
+    tf_keras builds a model's layers where those scopes are not in effect, but the traced graph is
+    still inside the outermost layer's name scope ("net/sequential"): what precedes the layer path
+    there is the enclosing scope.
+    """
+    scope = graph.get_name_scope().split("/") if graph is not None and graph.get_name_scope() else []
+    layers = layer_path.split("/")
+    for shared in range(min(len(scope), len(layers)), 0, -1):
+        if scope[len(scope) - shared :] == layers[:shared]:
+            return "/".join(scope[: len(scope) - shared] + layers)
+    return layer_path
+
+
 def _strip_suffix(name: str) -> str:
     return re.sub(r":\d+$", "", name)
 
@@ -267,6 +283,7 @@ class VariableStore:
     def scope(self) -> Iterator[None]:
         """Route variable creation in the enclosed trace through this store."""
         graph = tf.compat.v1.get_default_graph()
+        outer_graph, self._trace_graph = getattr(self, "_trace_graph", None), graph
         # A FuncGraph shares the variable collections (and the v1 variable-scope store) of the
         # eager context; a model_fn trace starts from empty ones, as a new tf.Graph did.
         graph._collections = {}  # pylint: disable=protected-access
@@ -280,12 +297,15 @@ class VariableStore:
         finally:
             _ACTIVE.store = outer
             _IN_SCOPE.remove(self)
+            self._trace_graph = outer_graph
 
     def _create(self, next_creator, **kwargs) -> tf.Variable:
         if getattr(self._thread, "inside", False):  # a strategy building a variable's components
             return next_creator(**kwargs)
         keras_path = _keras_path()  # set while a Keras 3 layer, optimizer or metric creates it
         tf_keras_path = None if keras_path else _tf_keras_path()
+        if tf_keras_path:
+            tf_keras_path = _under_trace_scope(tf_keras_path, getattr(self, "_trace_graph", None))
         key = self._unique(self._key_for(kwargs.get("name"), keras_path or tf_keras_path))
         # The variable's own name is its key: what a v1 optimizer names its slots after
         # ("dense_1/kernel/Adam", as TF1 wrote them) and Keras's slot names are built from.

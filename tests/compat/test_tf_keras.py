@@ -41,6 +41,10 @@ def test_tf_keras_model_trains_evaluates_and_predicts_as_in_2_15(result):
     np.testing.assert_allclose(got["predictions"], FACTS["predictions"], rtol=1e-5)
 
 
+def test_tf_keras_keys_keep_enclosing_tf_scopes_as_in_2_15(result):
+    assert result["fixture"]["scoped_names"] == FACTS["scoped_names"]  # net/sequential/dense/kernel, head/dense_1/bias
+
+
 def test_tf_keras_model_exports_and_serves_2_15s_predictions(result):
     np.testing.assert_allclose(result["fixture"]["served"], FACTS["predictions"], rtol=1e-5)
 

@@ -2,7 +2,8 @@
 
 Part 1: the 2.15 fixture's model_fn (tests/fixtures/legacy_2_15/tf_keras/model.py: a tf_keras
 Sequential with BatchNormalization, a tf_keras metric in eval_metric_ops, a serving signature)
-trains 3 steps, evaluates, predicts and is exported; the SavedModel is reloaded and served.
+trains 3 steps, evaluates, predicts and is exported; the SavedModel is reloaded and served; a
+tf_keras model called under TF name scopes trains a step (for its checkpoint keys).
 Part 2: a model_fn that, like most TF2-era code, does not fetch ``model.updates``: the moving
 statistics are saved and restored, so evaluate matches training.
 Prints one JSON line with what the test compares.
@@ -39,6 +40,10 @@ def _fixture_run():
     export_dir = estimator.export_saved_model(tempfile.mkdtemp(), serving_input_receiver_fn)
     served = tf.saved_model.load(export_dir).signatures["serving_default"](x=tf.constant(fixture.FEATURES[:4]))
     result["served"] = served["probabilities"].numpy().tolist()
+    scoped = bridge.Estimator(fixture.make_scoped_model_fn(bridge.EstimatorSpec), tempfile.mkdtemp(),
+                              bridge.RunConfig(log_step_count_steps=None))
+    scoped.train(fixture.input_fn, steps=1)
+    result["scoped_names"] = scoped.get_variable_names()
     return result
 
 
