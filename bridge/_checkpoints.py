@@ -47,6 +47,7 @@ __all__ = [
     "assert_finite",
     "find_checkpoint",
     "latest_checkpoint",
+    "listed_checkpoints",
     "read_global_step",
     "restore",
     "saved_as",
@@ -63,8 +64,7 @@ RESUME_ADVICE = (
 
 READ_ADVICE = (
     "Nothing was read. Pass checkpoint_path=<an intact checkpoint prefix> (a model.ckpt-<step> whose "
-    ".index and .data files are complete) to evaluate or predict from it, or move the damaged files "
-    "out of model_dir."
+    ".index and .data files are complete) to read that one, or move the damaged files out of model_dir."
 )
 
 
@@ -116,6 +116,11 @@ def _read_state(model_dir: str) -> _State:
         return p if os.path.isabs(p) else os.path.join(model_dir, p)
 
     return _State(full(state.model_checkpoint_path), [full(p) for p in state.all_model_checkpoint_paths], None)
+
+
+def listed_checkpoints(model_dir: str) -> list[str]:
+    """The checkpoints the state file lists (full prefixes, oldest first); [] when it cannot be read."""
+    return _read_state(model_dir).all
 
 
 def checkpoint_problem(prefix: str) -> str | None:

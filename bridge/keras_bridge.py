@@ -236,7 +236,10 @@ def estimator_to_keras(
     model_fn, model_dir = _spec_of(estimator_or_model_dir, custom_objects)
     spec = model_fn.spec
     if checkpoint_path is None:
-        checkpoint_path = _checkpoints.latest_checkpoint(model_dir)
+        try:
+            checkpoint_path = _checkpoints.latest_checkpoint(model_dir)
+        except _checkpoints.CheckpointRecoveryError as error:
+            raise error.with_advice(_checkpoints.READ_ADVICE) from None
     else:
         checkpoint_path = os.fspath(checkpoint_path)
     inputs_signature = spec.input_signature or model_fn.seen_input_signature

@@ -154,8 +154,8 @@ def inspect_model_dir(path: str) -> ModelDirReport:
             role = "model variable"
         variables.append(Variable(key, list(shapes[key]), dtypes[key].name, role))
     step = int(reader.get_tensor(GLOBAL_STEP_KEY)) if GLOBAL_STEP_KEY in shapes else None
-    state = tf.train.get_checkpoint_state(model_dir) if os.path.isdir(model_dir) else None
-    checkpoints = list(state.all_model_checkpoint_paths) if state is not None else [prefix]
+    # The state file's list, read as training reads it (a damaged state file lists nothing).
+    checkpoints = (_checkpoints.listed_checkpoints(model_dir) if os.path.isdir(model_dir) else []) or [prefix]
     optimizer, continues = _describe_optimizer(layout, keras_prefixes)
     return ModelDirReport(model_dir, prefix, step, checkpoints, variables, optimizer, continues, layout.unknown)
 

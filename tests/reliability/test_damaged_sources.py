@@ -162,3 +162,28 @@ def test_a_damaged_explicit_checkpoint_path_is_refused_naming_the_file(trained):
         est.evaluate(make_input_fn(), steps=1, checkpoint_path=os.path.join(trained, "model.ckpt-2"))
     result = est.evaluate(make_input_fn(), steps=1, checkpoint_path=os.path.join(trained, "model.ckpt-1"))
     assert result["global_step"] == 1
+
+
+def test_estimator_to_keras_without_an_intact_checkpoint_is_refused(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,), name="x"), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    est = bridge.model_to_estimator(model, model_dir=str(tmp_path / "keras"),
+                                    config=bridge.RunConfig(log_step_count_steps=None, save_checkpoints_steps=1))
+    est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": X}, X[:, :1])).batch(4), steps=2)
+    _damage_all(est.model_dir)
+    with pytest.raises(_checkpoints.CheckpointRecoveryError, match=r"model\.ckpt-2\.index is missing.*"
+                                                                   r"checkpoint_path=<an intact checkpoint prefix>"):
+        bridge.estimator_to_keras(est)
+
+
+def test_inspecting_a_model_dir_with_a_binary_state_file_lists_what_is_on_disk(trained, caplog):
+    from bridge.checkpoints._model_dir import inspect_model_dir
+
+    with open(os.path.join(trained, "checkpoint"), "wb") as f:
+        f.write(b"\xff\xfe\x00\x81garbage")
+    report = inspect_model_dir(trained)  # was a UnicodeDecodeError
+    assert report.checkpoint == os.path.join(trained, "model.ckpt-3")
+    assert report.step == 3
