@@ -144,3 +144,11 @@ def test_run_config_validates_the_switch():
         bridge.RunConfig(check_finite_weights="yes")
     with pytest.raises(ValueError, match="number of steps >= 1; got 0"):
         bridge.RunConfig(check_finite_weights=0)
+
+
+def test_iterations_per_loop_calls_are_checked_after_the_call_that_reaches_the_window(model_dir):
+    est = _estimator(model_dir, iterations_per_loop=5)
+    with pytest.raises(bridge.NanLossDuringTrainingError, match=rf"after global step 35 \(they were finite after step 0; "
+                                                                rf"the check runs every {WINDOW} steps"):
+        est.train(_input_fn, steps=50)
+    assert checkpoint_steps(model_dir) == [0]
