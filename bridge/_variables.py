@@ -179,6 +179,19 @@ class CheckpointPolicy:
     keep_checkpoint_every_n_hours: float | None = None
 
 
+def trace_store() -> "VariableStore | None":
+    """The store of the model_fn trace running now, also from a strategy's replica thread.
+
+    ``active_store()`` is per thread; a MirroredStrategy may run model_fn in a replica thread,
+    where the store is the open one whose global step the trace's graph holds.
+    """
+    store = active_store()
+    if store is not None:
+        return store
+    steps = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.GLOBAL_STEP)
+    return next((s for s in list(_IN_SCOPE) if any(step is s.global_step for step in steps)), None)
+
+
 def _is_metric_state(variable: tf.Variable, kwargs: dict[str, Any]) -> bool:
     """Whether a variable is metric state: fresh for every call and never saved.
 
@@ -238,6 +251,11 @@ class VariableStore:
         return step
 
     # -- what the rest of the runtime reads -------------------------------------------------
+    @property
+    def strategy(self) -> Any:
+        """The tf.distribute strategy the step runs under, or None."""
+        return self._strategy
+
     @property
     def variables(self) -> dict[str, tf.Variable]:
         """Every variable by checkpoint key, in creation order (global step first)."""

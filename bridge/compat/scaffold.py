@@ -17,6 +17,8 @@ each field tf.estimator 2.15's meaning (facts: tests/fixtures/legacy_2_15/scaffo
   model_fn built in the traced step; they run once, outside it (``bridge.compat._run_once``).
   init_fn's ``session`` is a stand-in: ``run`` of variables, tensors and ops built in model_fn
   (no ``feed_dict``); a ``tf.compat.v1.train.Saver`` built in model_fn restores by name.
+  Under a tf.distribute strategy with several replicas such ops are refused (run outside the
+  step they would set one replica's copy); eager assignments in init_fn set every replica.
 * ``saver=tf.compat.v1.train.Saver(...)`` decides model_dir's checkpoints: ``var_list`` (a list,
   or a dict of checkpoint names) is what is saved and restored, under those names;
   ``max_to_keep`` and ``keep_checkpoint_every_n_hours`` replace the RunConfig's. A var_list
@@ -32,13 +34,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import weakref
 from typing import Any, Callable, Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from bridge._model_fn_scopes import ModelFnCall, register
-from bridge._variables import CheckpointPolicy, active_store
+from bridge._variables import CheckpointPolicy, trace_store
+from bridge.compat._patching import attributes_set
 from bridge.compat._run_once import closure, is_graph_value, run_once, written_handles
 
 logger = logging.getLogger("bridge")
@@ -140,10 +144,29 @@ class Saver:
         )
 
 
+def _refuse_across_replicas(what: str, store: Any) -> None:
+    """Ops run outside the step would set one replica's copy of a variable: refused with several."""
+    replicas = getattr(store.strategy, "num_replicas_in_sync", 1)
+    if replicas > 1:
+        raise ValueError(
+            f"{what} under a tf.distribute strategy with {replicas} replicas: bridge can run ops model_fn built "
+            "only inside its step. Assign in init_fn instead (variable.assign(value) sets every replica)."
+        )
+
+
+def _run_model_fn_ops(fetches: Any, what: str, store: Any) -> Any:
+    """``run_once``, refused across several replicas."""
+    _refuse_across_replicas(what, store)
+    return run_once(fetches, what)
+
+
 class _Session:
     """The ``session`` handed to init_fn: runs variables, tensors and ops built in model_fn, once."""
 
     graph = None
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
 
     def run(self, fetches: Any, feed_dict: Any = None, options: Any = None, run_metadata: Any = None) -> Any:
         if feed_dict:
@@ -167,14 +190,20 @@ class _Session:
             else:
                 raise TypeError(f"Scaffold init_fn called session.run({item!r}): not a tensor, op or variable.")
         if graph_items:
-            values = run_once([flat[i] for i in graph_items], "Scaffold init_fn's session.run")
+            values = _run_model_fn_ops([flat[i] for i in graph_items], "Scaffold init_fn's session.run", self._store)
             for index, value in zip(graph_items, values):
                 flat[index] = value
         return tf.nest.pack_sequence_as(fetches, flat)
 
 
+# The no-ops bridge's v1 initializers return -> ids of the variables they stand for (None: all).
+# Weak keys: an entry lives as long as its graph. One map for every model_fn call, because
+# replicas of a tf.distribute strategy trace model_fn at once in several threads.
+_COVERS: "weakref.WeakKeyDictionary[tf.Operation, set[int] | None]" = weakref.WeakKeyDictionary()
+
+
 class _Initializers:
-    """Stand-ins for the v1 variable initializers, for one model_fn call.
+    """Stand-ins for the v1 variable initializers.
 
     Variables are initialised when bridge creates them, so each returns a no-op; it records
     which variables it stands for (None: all), so that a custom init_op's coverage can be
@@ -182,7 +211,7 @@ class _Initializers:
     """
 
     def __init__(self) -> None:
-        self.covers: "dict[tf.Operation, set[int] | None]" = {}
+        self.covers = _COVERS
         every = self._maker(lambda *args, **kwargs: None)
         local = self._maker(lambda *args, **kwargs: set())  # metric state: fresh per call anyway
         some = self._maker(lambda var_list=(), name="init": {id(v) for v in var_list})
@@ -200,23 +229,6 @@ class _Initializers:
             return op
 
         return make
-
-
-@contextlib.contextmanager
-def _set(module: Any, values: dict) -> Iterator[None]:
-    """Replaces names that TensorFlow defines, for the duration of model_fn.
-
-    Through ``setattr``: TensorFlow's API module wrappers cache attributes once read, so a
-    value written into the module's ``__dict__`` would not be seen by ``tf.compat.v1.train.Saver``.
-    """
-    previous = {name: getattr(module, name) for name in values}
-    for name, value in values.items():
-        setattr(module, name, value)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            setattr(module, name, value)
 
 
 def _check(scaffold: Any, store: Any) -> None:
@@ -238,11 +250,17 @@ def _check(scaffold: Any, store: Any) -> None:
     for argument, fix in saver.refused_arguments():
         raise ValueError(f"Scaffold(saver=tf.compat.v1.train.Saver({argument}=...)) is not supported: {fix}.")
     if saver.var_list is not None and store is not None:
-        if all(variable is not store.global_step for variable in saver.variables.values()):
+        step_keys = [key for key, variable in saver.variables.items() if variable is store.global_step]
+        if not step_keys:
             raise ValueError(
                 "Scaffold(saver=tf.compat.v1.train.Saver(var_list=...)) must include the global step "
                 "(tf.compat.v1.train.get_global_step()): without it model_dir's checkpoints cannot be resumed or "
                 "evaluated (tf.estimator 2.15 failed there with 'Variables not initialized: global_step')."
+            )
+        if step_keys != ["global_step"]:
+            raise ValueError(
+                f"Scaffold(saver=tf.compat.v1.train.Saver(var_list={{{step_keys[0]!r}: global_step, ...}})): the global "
+                "step must keep its checkpoint name 'global_step', which resuming, max_steps and evaluate read."
             )
 
 
@@ -255,6 +273,7 @@ def _not_initialized(names: list[str], what: str) -> RuntimeError:
 
 def _run_init_op(init_op: Any, store: Any, has_init_fn: bool, initializers: _Initializers) -> None:
     """Runs a custom init_op once; refuses one that leaves model variables uninitialised (2.15's check)."""
+    _refuse_across_replicas("Scaffold(init_op=...)", store)
     ops = closure([init_op if isinstance(init_op, tf.Operation) else init_op.op])
     covered: "set[int] | None" = set()
     for op in ops:
@@ -268,7 +287,7 @@ def _run_init_op(init_op: Any, store: Any, has_init_fn: bool, initializers: _Ini
         missing = [key for key, v in store.model_variables.items() if id(v) not in covered and id(v.handle) not in written]
         if missing:
             raise _not_initialized(missing, f"Scaffold(init_op={init_op.name!r})")
-    run_once(init_op, "Scaffold(init_op=...)")
+    _run_model_fn_ops(init_op, "Scaffold(init_op=...)", store)
 
 
 def _initializer_for(scaffold: Any, store: Any, initializers: _Initializers) -> Callable[..., None]:
@@ -298,9 +317,9 @@ def _initializer_for(scaffold: Any, store: Any, initializers: _Initializers) -> 
                 _run_init_op(init_op, store, init_fn is not None, initializers)
             if init_fn is not None:
                 logger.info("Running the Scaffold's init_fn (model_dir has no checkpoint).")
-                init_fn(scaffold, _Session())
+                init_fn(scaffold, _Session(store))
         if local_init_op is not None:
-            run_once(local_init_op, "Scaffold(local_init_op=...)")
+            _run_model_fn_ops(local_init_op, "Scaffold(local_init_op=...)", store)
 
     return initialize
 
@@ -308,16 +327,16 @@ def _initializer_for(scaffold: Any, store: Any, initializers: _Initializers) -> 
 @contextlib.contextmanager
 def _model_fn_scope(call: ModelFnCall) -> Iterator[None]:
     initializers = _Initializers()
-    with _set(tf.compat.v1.train, {"Saver": Saver}), _set(tf.compat.v1, initializers.v1), \
-            _set(tf.compat.v1.initializers, initializers.v1_initializers):
+    with attributes_set(tf.compat.v1.train, {"Saver": Saver}), attributes_set(tf.compat.v1, initializers.v1), \
+            attributes_set(tf.compat.v1.initializers, initializers.v1_initializers):
         yield
         scaffold = getattr(call.spec, "scaffold", None)
         if scaffold is None:
             return
-        store = active_store()
+        store = trace_store()
         _check(scaffold, store)
         if store is None:  # pragma: no cover - model_fn is always traced under a store
-            return
+            raise RuntimeError("Scaffold: bridge could not find the model's variables of this model_fn call.")
         saver = scaffold._saver
         if saver is not None:
             store.checkpoint_policy = CheckpointPolicy(

@@ -262,6 +262,25 @@ def test_a_var_list_leaving_out_model_variables_saves_them_not_and_cannot_resume
     assert _checkpoint(tmp_path)["files"] == fact["after_second"]["files"]
 
 
+def test_evaluate_predict_and_export_restore_through_the_savers_names(tmp_path):
+    def saver_fn(w, b, gs):
+        return tf.compat.v1.train.Saver(var_list={"renamed_w": w, "renamed_b": b, "global_step": gs})
+
+    estimator, first = _saver_run(tmp_path, saver_fn)
+    w, b = first["values"]["renamed_w"][0], first["values"]["renamed_b"][0]
+    prediction = next(estimator.predict(make_input_fn(x=np.ones([1, 1], np.float32), y=None)))["y"]
+    np.testing.assert_allclose(prediction, [w + b], rtol=1e-6)
+    receiver = bridge.export.build_raw_serving_input_receiver_fn({"x": tf.constant([[1.0]])})
+    path = estimator.export_saved_model(str(tmp_path / "export"), receiver).decode()
+    served = tf.saved_model.load(path).signatures["serving_default"](x=tf.constant([[1.0]]))["y"]
+    np.testing.assert_allclose(served.numpy(), [[w + b]], rtol=1e-6)
+
+
+def test_the_global_step_keeps_its_checkpoint_name(tmp_path):
+    with pytest.raises(ValueError, match="'global_step'"):
+        _saver_run(tmp_path, lambda w, b, gs: tf.compat.v1.train.Saver(var_list={"w": w, "b": b, "step": gs}))
+
+
 def test_a_var_list_without_the_global_step_is_refused_up_front(tmp_path):
     # 2.15 wrote checkpoints it could not resume or evaluate from (its RuntimeError came on the next call).
     assert SAVER["var_list_without_global_step"]["second_train"]["result"] == "RuntimeError"
@@ -289,3 +308,63 @@ def test_session_run_with_a_feed_dict_names_the_replacement(tmp_path):
 
     with pytest.raises(ValueError, match=r"variable.assign\(value\)"):
         bridge.Estimator(_model_fn(scaffold_fn), model_dir=str(tmp_path)).train(TRAIN, steps=1)
+
+
+# -- under a MirroredStrategy (two logical CPUs, in a subprocess) ----------------------------
+_MIRRORED = r'''
+import json, sys, tempfile
+import numpy as np
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import bridge
+
+rng = np.random.RandomState(0)
+x = rng.rand(64, 1).astype(np.float32)
+y = 2 * x
+
+
+def model_fn_with(scaffold_fn):
+    def model_fn(features, labels, mode):
+        w = tf.compat.v1.get_variable("w", [1], initializer=tf.compat.v1.zeros_initializer())
+        pred = features["x"] * w
+        loss = tf.compat.v1.losses.mean_squared_error(labels, pred)
+        train_op = tf.compat.v1.train.GradientDescentOptimizer(0.05).minimize(loss, tf.compat.v1.train.get_global_step())
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=train_op, scaffold=scaffold_fn(w))
+    return model_fn
+
+
+def train(scaffold_fn):
+    config = bridge.RunConfig(train_distribute=tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
+                              log_step_count_steps=None)
+    estimator = bridge.Estimator(model_fn_with(scaffold_fn), model_dir=tempfile.mkdtemp(), config=config)
+    try:
+        estimator.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, y)).batch(8), steps=1)
+        return ["ok", float(estimator.get_variable_value("w")[0])]
+    except Exception as error:
+        return [type(error).__name__, str(error)]
+
+
+out = {
+    "eager_assign_in_init_fn": train(lambda w: tf.compat.v1.train.Scaffold(init_fn=lambda s, sess: w.assign([3.0]))),
+    "init_op": train(lambda w: tf.compat.v1.train.Scaffold(init_op=tf.group(w.assign([3.0]), tf.compat.v1.global_variables_initializer()))),
+}
+print(json.dumps(out))
+'''
+
+
+def test_under_a_mirrored_strategy_init_fn_assigns_every_replica_and_graph_ops_are_refused(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "mirrored.py"
+    script.write_text(_MIRRORED)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=root)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["eager_assign_in_init_fn"][0] == "ok"
+    # the 2.15 fact for one step from w = 3 (its bias-free model: tests/fixtures/legacy_2_15/api/scaffold.json)
+    np.testing.assert_allclose(out["eager_assign_in_init_fn"][1], FACTS["w_after_one_step_from_3"], rtol=1e-5)
+    assert out["init_op"][0] == "ValueError" and "2 replicas" in out["init_op"][1]
