@@ -32,6 +32,10 @@ class _KernelLayer(Layer):
         self.kernel = self.bias = None
 
     def _build_kernel_and_bias(self, kernel_shape: list[int], units: int) -> None:
+        if not self.dtype.is_floating:
+            raise TypeError(
+                f"A {type(self).__name__} layer can only be built with a floating-point dtype. Received: dtype={self.dtype}"
+            )
         self.kernel = self.add_weight(
             "kernel", kernel_shape, initializer=self.kernel_initializer, regularizer=self.kernel_regularizer,
             constraint=self.kernel_constraint,

@@ -90,6 +90,7 @@ class Layer:
         self._non_trainable_weights: list[tf.Variable] = []
         self.updates: list[Any] = []
         self.losses: list[tf.Tensor] = []
+        self.input_spec: InputSpec | list[InputSpec] | None = None
 
     @property
     def name(self) -> str:
@@ -194,13 +195,17 @@ class Layer:
         with self._open_scope() as scope:
             if self._scope is None:
                 self._scope = scope
-            inputs = tf.convert_to_tensor(inputs)
-            if self.dtype is None:
-                self.dtype = inputs.dtype if inputs.dtype.is_floating else tf.float32
-            if inputs.dtype != self.dtype:
-                inputs = tf.cast(inputs, self.dtype)
+            inputs = tf.nest.map_structure(tf.convert_to_tensor, inputs)
+            flat = tf.nest.flatten(inputs)
+            if self.dtype is None:  # TF1: the first input's dtype (an integer one too)
+                self.dtype = flat[0].dtype.base_dtype if flat else tf.float32
+            # As TF1's layers: floating inputs are computed in the layer's dtype, others (ids) kept.
+            inputs = tf.nest.map_structure(
+                lambda t: tf.cast(t, self.dtype) if t.dtype.is_floating and t.dtype != self.dtype else t, inputs
+            )
+            _check_input_spec(self, tf.nest.flatten(inputs))
             if not self.built:
-                self.build(inputs.shape)
+                self.build(tf.nest.map_structure(lambda t: t.shape, inputs))
                 self.built = True
             outputs = self.call(inputs, *args, **kwargs)
             if self.activity_regularizer is not None:
@@ -213,3 +218,61 @@ class Layer:
 
     def apply(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
         return self(inputs, *args, **kwargs)
+
+
+class InputSpec:
+    """What a layer accepts (TF1's ``tf.compat.v1.layers.InputSpec``), checked on every call."""
+
+    def __init__(
+        self,
+        dtype: Any = None,
+        shape: Sequence[int | None] | None = None,
+        ndim: int | None = None,
+        max_ndim: int | None = None,
+        min_ndim: int | None = None,
+        axes: dict[int, int] | None = None,
+        allow_last_axis_squeeze: bool = False,
+        name: str | None = None,
+    ) -> None:
+        self.dtype = tf.as_dtype(dtype).name if dtype is not None else None
+        self.shape = tuple(shape) if shape is not None else None
+        self.ndim = len(self.shape) if self.shape is not None else ndim
+        self.max_ndim, self.min_ndim, self.name = max_ndim, min_ndim, name
+        self.axes = {int(k): v for k, v in (axes or {}).items()}
+        self.allow_last_axis_squeeze = allow_last_axis_squeeze
+
+    def __repr__(self) -> str:
+        fields = ("dtype", "shape", "ndim", "max_ndim", "min_ndim", "axes")
+        return "InputSpec(" + ", ".join(f"{f}={getattr(self, f)}" for f in fields if getattr(self, f)) + ")"
+
+
+def _check_input_spec(layer: Layer, inputs: list[tf.Tensor]) -> None:
+    """Raises TF1's ValueError when an input does not match the layer's ``input_spec``."""
+    specs = layer.input_spec
+    if specs is None:
+        return
+    specs = tf.nest.flatten(specs)
+    if len(specs) != len(inputs):
+        raise ValueError(f'Layer "{layer.name}" expects {len(specs)} input(s), but it received {len(inputs)} input tensors.')
+    for index, (spec, tensor) in enumerate(zip(specs, inputs)):
+        if spec is None:
+            continue
+        shape, rank = tensor.shape, tensor.shape.rank
+        where = f'Input {index} of layer "{layer.name}" is incompatible with the layer'
+        full = f"Full shape received: {tuple(shape.as_list()) if rank is not None else None}"
+        if spec.ndim is not None and rank is not None and rank != spec.ndim:
+            raise ValueError(f"{where}: expected ndim={spec.ndim}, found ndim={rank}. {full}")
+        if spec.max_ndim is not None and rank is not None and rank > spec.max_ndim:
+            raise ValueError(f"{where}: expected max_ndim={spec.max_ndim}, found ndim={rank}")
+        if spec.min_ndim is not None and rank is not None and rank < spec.min_ndim:
+            raise ValueError(f"{where}: expected min_ndim={spec.min_ndim}, found ndim={rank}. {full}")
+        if spec.dtype is not None and tensor.dtype.name != spec.dtype:
+            raise ValueError(f"{where}: expected dtype={spec.dtype}, found dtype={tensor.dtype.name}")
+        for axis, value in spec.axes.items():
+            size = shape[axis] if rank is not None and -rank <= axis < rank else None
+            if value is not None and size is not None and size not in (value,):
+                raise ValueError(f"{where}: expected axis {axis} of input shape to have value {value}, but received input with shape {tuple(shape.as_list())}")
+        if spec.shape is not None and rank is not None:
+            for expected, got in zip(spec.shape, shape.as_list()):
+                if expected is not None and got is not None and expected != got:
+                    raise ValueError(f"{where}: expected shape={spec.shape}, found shape={tuple(shape.as_list())}")

@@ -39,11 +39,12 @@ from bridge.compat._core_layers import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from bridge.compat._layer_base import Layer, _snake_case
+from bridge.compat._layer_base import InputSpec, Layer, _snake_case
 from bridge.compat._patching import attributes_set
 from bridge.compat._update_ops import deferred_updates
 
 __all__ = [
+    "InputSpec",
     "Layer",
     "Dense",
     "Conv1D",

@@ -39,6 +39,12 @@ def test_layer_subclassed_at_import_trains_with_2_15_names_and_values():
         seen["after_3_steps"] = {{n: estimator.get_variable_value(n).tolist() for n in estimator.get_variable_names()}}
         seen["predictions"] = [row["logits"].tolist() for row in estimator.predict(lambda: model.input_fn().take(1))]
         seen["outside"] = tf.compat.v1.layers.Layer is bridge.compat.layers.Layer
+
+        def extras_model_fn(features, labels, mode):
+            seen["extras"] = model.extras()
+            return bridge.EstimatorSpec(mode, predictions=tf.zeros([1]))
+
+        next(bridge.Estimator(extras_model_fn).predict(lambda: model.input_fn().take(1).map(lambda x, y: x)))
         print(json.dumps(seen))
         """
     )
@@ -52,3 +58,5 @@ def test_layer_subclassed_at_import_trains_with_2_15_names_and_values():
     for name, value in FACTS["after_3_steps"].items():
         np.testing.assert_allclose(seen["after_3_steps"][name], value, rtol=1e-5, err_msg=name)
     np.testing.assert_allclose(seen["predictions"], FACTS["predictions"], rtol=1e-5)
+    # list inputs (build gets each shape), integer inputs kept, input_spec and dtype errors as TF1's
+    assert seen["extras"] == FACTS["extras"]
