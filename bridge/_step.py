@@ -333,9 +333,12 @@ class TracedStep:
         self.hidden_ops += len(hidden)
 
     def _reduce(self, index: int, value: Any) -> tf.Tensor:
-        """The loss is averaged over replicas, host-metric inputs concatenated; the rest is replica 0's."""
+        """The loss is averaged over replicas (summed when model_fn's last TF1 loss reduction was
+        SUM, as tf.estimator reported it), host-metric inputs concatenated; the rest is replica 0's."""
         if (index == 0 and self.output_names[:1] == ["loss"]) or index in self._loss_fetches:
-            return self._strategy.reduce(tf.distribute.ReduceOp.MEAN, value, axis=None)
+            last = getattr(tf.compat.v1.get_default_graph(), "_last_loss_reduction", None)
+            op = tf.distribute.ReduceOp.SUM if last in ("weighted_sum", "sum") else tf.distribute.ReduceOp.MEAN
+            return self._strategy.reduce(op, value, axis=None)
         merged = self._merged_metric(index)
         if merged is not None:
             return merged

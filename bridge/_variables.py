@@ -340,7 +340,13 @@ class VariableStore:
                 )
             kwargs["initial_value"] = static
         if _replica_context() is None:
-            variable = _create_eagerly(kwargs, self._strategy)
+            # Under a strategy's scope (a v1 optimizer makes its slots in cross-replica context)
+            # the strategy's creator calls back into this one: let that call through.
+            self._thread.inside = True
+            try:
+                variable = _create_eagerly(kwargs, self._strategy)
+            finally:
+                self._thread.inside = False
         else:
             # Inside strategy.run: the strategy's own creators (next in the stack) make the
             # distributed variable on replica 0 and hand it to the other replicas.

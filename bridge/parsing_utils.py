@@ -14,6 +14,15 @@ import tensorflow as tf
 __all__ = ["classifier_parse_example_spec", "regressor_parse_example_spec"]
 
 
+def _columns_spec(feature_columns: Iterable[Any]) -> dict:
+    """The columns' parsing spec; TF2 columns through the TF2 function (which accepts
+    ``tf.feature_column.shared_embeddings``), any TF1 column through the TF1 one."""
+    columns = list(feature_columns)
+    if columns and all(getattr(column, "_is_v2_column", False) for column in columns):
+        return tf.feature_column.make_parse_example_spec(columns)
+    return tf.compat.v1.feature_column.make_parse_example_spec(columns)
+
+
 def _with_label_and_weight(parsing_spec: dict, label_key: str, label_spec: Any, weight_column: Any) -> dict:
     if label_key in parsing_spec:
         raise ValueError(
@@ -52,7 +61,7 @@ def classifier_parse_example_spec(
     ValueError if the label or the weight column is also a feature, or the weight column is
     not a numeric column.
     """
-    parsing_spec = tf.compat.v1.feature_column.make_parse_example_spec(feature_columns)
+    parsing_spec = _columns_spec(feature_columns)
     label_spec = tf.io.FixedLenFeature((1,), label_dtype, label_default)
     return _with_label_and_weight(parsing_spec, label_key, label_spec, weight_column)
 
@@ -67,6 +76,6 @@ def regressor_parse_example_spec(
 ) -> dict:
     """Parsing spec for a regressor: the columns' spec, ``label_key`` as a
     ``FixedLenFeature((label_dimension,))`` of ``label_dtype``, and the weight column."""
-    parsing_spec = tf.compat.v1.feature_column.make_parse_example_spec(feature_columns)
+    parsing_spec = _columns_spec(feature_columns)
     label_spec = tf.io.FixedLenFeature((label_dimension,), label_dtype, label_default)
     return _with_label_and_weight(parsing_spec, label_key, label_spec, weight_column)

@@ -43,9 +43,6 @@ def validate_features(features: Any) -> None:
         raise ValueError(f"features should be a dictionary of `Tensor`s. Given type: {type(features)}")
 
 
-_warned_frozen: list = []
-
-
 def _is_shared_v2(column: Any) -> bool:
     return isinstance(column, _fc_v2.SharedEmbeddingColumn)
 
@@ -61,15 +58,15 @@ def create_shared_embeddings(feature_columns: tuple) -> list[tf.Variable]:
     return [creator.embedding_weights for creator in creators.values()]
 
 
-def create_frozen_shared_embeddings(feature_columns: tuple) -> None:
-    """The TF2 canned DNNs' shared embeddings: top-level variables, not trained (as in 2.15)."""
-    variables = create_shared_embeddings(feature_columns)
-    if variables and not _warned_frozen:
-        _warned_frozen.append(True)
+def warn_shared_embeddings_frozen(feature_columns: tuple) -> None:
+    """Says, when a TF2 canned DNN is built with them, that its shared embeddings stay untrained."""
+    names = sorted({c.shared_embedding_column_creator._name for c in feature_columns  # pylint: disable=protected-access
+                    if _is_shared_v2(c)})
+    if names:
         logging.getLogger("bridge").warning(
             "As in tf.estimator 2.15, the TF2 canned estimators do not train the shared embedding %s of "
             "tf.feature_column.shared_embeddings: it keeps its initial (or checkpointed) values. "
-            "tf.compat.v1.estimator's classes train it.", ", ".join(v.name.split(":")[0] for v in variables))
+            "tf.compat.v1.estimator's classes train it.", ", ".join(names))
 
 
 def dense_input(features: Mapping[str, Any], feature_columns: tuple) -> tf.Tensor:

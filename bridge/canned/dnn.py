@@ -118,7 +118,7 @@ def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_column
 def _dnn_model_fn(head: Head, hidden_units: tuple, feature_columns: tuple, optimizer: Any,
                   activation_fn: Callable | None, dropout: float | None, batch_norm: bool) -> Callable:
     def model_fn(features, labels, mode, config):
-        _feature_columns.create_frozen_shared_embeddings(feature_columns)
+        _feature_columns.create_shared_embeddings(feature_columns)  # top level, untrained (2.15)
         logits, update_ops = dnn_logits(features, feature_columns, hidden_units, head.logits_dimension,
                                         activation_fn, dropout, batch_norm, mode)
         return _common.spec_with_optimizer(
@@ -148,8 +148,9 @@ class DNNEstimator(_common.CannedEstimator):
                  dropout: float | None = None, config: Any = None, warm_start_from: Any = None,
                  batch_norm: bool = False) -> None:
         head = _common.check_head(head)
-        model_fn = _dnn_model_fn(head, validate_hidden_units(hidden_units),
-                                 _feature_columns.normalize_columns(feature_columns), optimizer,
+        columns = _feature_columns.normalize_columns(feature_columns)
+        _feature_columns.warn_shared_embeddings_frozen(columns)
+        model_fn = _dnn_model_fn(head, validate_hidden_units(hidden_units), columns, optimizer,
                                  activation_fn, dropout, batch_norm)
         super().__init__(model_fn, head, model_dir, config, warm_start_from)
 

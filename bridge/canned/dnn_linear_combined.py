@@ -29,7 +29,7 @@ def _combined_model_fn(head: Head, linear_columns: tuple, linear_optimizer: Any,
         if dnn_columns:
             if hidden_units is None:
                 raise ValueError("dnn_hidden_units must be defined when dnn_feature_columns is specified.")
-            _feature_columns.create_frozen_shared_embeddings(dnn_columns)
+            _feature_columns.create_shared_embeddings(dnn_columns)  # top level, untrained (2.15)
             logits, update_ops = dnn_logits(features, dnn_columns, hidden_units, head.logits_dimension,
                                             activation_fn, dropout, batch_norm, mode)
             parts.append(logits)
@@ -86,6 +86,7 @@ class DNNLinearCombinedEstimator(_common.CannedEstimator):
         head = _common.check_head(head)
         linear_columns = _feature_columns.normalize_columns(linear_feature_columns, "linear_feature_columns")
         dnn_columns = _feature_columns.normalize_columns(dnn_feature_columns, "dnn_feature_columns")
+        _feature_columns.warn_shared_embeddings_frozen(dnn_columns)
         if not linear_columns and not dnn_columns:
             raise ValueError("Either linear_feature_columns or dnn_feature_columns must be defined.")
         # 2.15 accepted missing dnn_hidden_units here and failed when the model was built.

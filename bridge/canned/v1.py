@@ -122,9 +122,21 @@ def _minimize(optimizer: Any, loss: tf.Tensor, var_list: Sequence[tf.Variable], 
     return optimizer.minimize(loss, global_step=global_step, var_list=list(var_list))
 
 
+def _declare_loss_reduction(head: Head) -> None:
+    """Records the head's reduction where tf.distribute looks for the last TF1 loss reduction.
+
+    2.15's TF1 heads reduced their loss with ``tf.compat.v1.losses.compute_weighted_loss``, which
+    records it: under a distribution strategy a summed loss is then not divided by the number of
+    replicas before the gradients are summed, and is reported summed over them.
+    """
+    v1_name = {v: k for k, v in _V1_REDUCTIONS.items()}.get(head.loss_reduction, head.loss_reduction)
+    tf.compat.v1.get_default_graph()._last_loss_reduction = v1_name  # pylint: disable=protected-access
+
+
 def _spec(head: Head, features: Any, labels: Any, mode: str, logits: tf.Tensor, optimizer: Any,
           learning_rate: float, slot_prefix: str | None, own_variables_scope: str, update_ops: Sequence[Any] = ()):
     """The head's spec, trained by one TF1 optimizer over every trainable variable."""
+    _declare_loss_reduction(head)
     train_op_fn = None
     if mode == ModeKeys.TRAIN:
         v1_optimizer = resolve_optimizer(optimizer, learning_rate, slot_prefix, own_variables_scope)
@@ -301,6 +313,7 @@ class DNNLinearCombinedEstimator(_V1Estimator):
             if linear_columns:
                 parts.append(linear_logits(features, linear_columns, head.logits_dimension, linear_sparse_combiner))
             logits = tf.add_n(parts) if len(parts) > 1 else parts[0]
+            _declare_loss_reduction(head)
             train_op_fn = None
             if mode == ModeKeys.TRAIN:
                 optimizers = []
