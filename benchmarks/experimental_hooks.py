@@ -61,8 +61,11 @@ def estimator(model_dir: str) -> bridge.Estimator:
     return bridge.Estimator(model_fn, config=config)
 
 
-def evaluations(repeats: int, eval_steps: int) -> tuple[list[float], list[float]]:
-    """CPU seconds per evaluation: Estimator.evaluate on a checkpoint, and the in-memory hook's."""
+def evaluations(repeats: int, eval_steps: int) -> tuple[list[float], list[float], list[float]]:
+    """CPU seconds per evaluation: Estimator.evaluate on a checkpoint, and the in-memory hook's.
+
+    Returns (evaluate, the hook's first evaluation of each train call, the hook's later ones).
+    """
     model_dir = tempfile.mkdtemp(prefix="bench_eval_")
     est = estimator(model_dir)
     est.train(train_input, steps=20)
@@ -71,22 +74,26 @@ def evaluations(repeats: int, eval_steps: int) -> tuple[list[float], list[float]
         start = time.process_time()
         est.evaluate(eval_input, steps=eval_steps)
         plain.append(time.process_time() - start)
-    in_memory: list[float] = []
+    first: list[float] = []
+    later: list[float] = []
     original = _in_memory_evaluator.InMemoryEvaluatorHook._evaluate
 
     def timed(self):
+        samples = first if self._evaluation is None else later  # None: this evaluation traces
         start = time.process_time()
         result = original(self)
-        in_memory.append(time.process_time() - start)
+        samples.append(time.process_time() - start)
         return result
 
     _in_memory_evaluator.InMemoryEvaluatorHook._evaluate = timed
     try:
         hook = bridge.experimental.InMemoryEvaluatorHook(est, eval_input, steps=eval_steps, every_n_iter=10)
         est.train(train_input, steps=10 * repeats, hooks=[hook])  # evaluates at 0, 10, ..., and at the end
+        for _ in range(repeats - 1):  # more first evaluations: each train call traces once
+            est.train(train_input, steps=1, hooks=[hook])
     finally:
         _in_memory_evaluator.InMemoryEvaluatorHook._evaluate = original
-    return plain, in_memory[:repeats + 1]
+    return plain, first, later[:repeats]
 
 
 def training_rates(steps: int, repeats: int) -> dict[str, list[float]]:
@@ -145,14 +152,18 @@ def main() -> None:
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
     eval_steps = 32
-    plain, in_memory = evaluations(repeats, eval_steps)
+    plain, first_evals, later_evals = evaluations(repeats, eval_steps)
     print(f"TF {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
     print(f"\n1. One evaluation ({eval_steps} batches of {BATCH}), CPU time, median of {repeats}:")
-    p, first_eval, m = statistics.median(plain), in_memory[0], statistics.median(in_memory[1:])
-    print(f"   Estimator.evaluate (checkpoint)          {p * 1000:8.1f} ms   (all: {', '.join(f'{v * 1000:.0f}' for v in plain)})")
-    print(f"   InMemoryEvaluatorHook, first evaluation  {first_eval * 1000:8.1f} ms   (input_fn and trace)")
-    print(f"   InMemoryEvaluatorHook, later evaluations {m * 1000:8.1f} ms   (all: {', '.join(f'{v * 1000:.0f}' for v in in_memory[1:])})")
-    print(f"   in-memory / evaluate = {first_eval / p:.2f} (first), {m / p:.2f} (later)")
+    p, f, m = statistics.median(plain), statistics.median(first_evals), statistics.median(later_evals)
+
+    def row(label: str, median: float, values: list[float]) -> None:
+        print(f"   {label:41s}{median * 1000:8.1f} ms   (all: {', '.join(f'{v * 1000:.0f}' for v in values)})")
+
+    row("Estimator.evaluate (checkpoint)", p, plain)
+    row("InMemoryEvaluatorHook, first of a train", f, first_evals)
+    row("InMemoryEvaluatorHook, later evaluations", m, later_evals)
+    print(f"   in-memory / evaluate = {f / p:.2f} (first of a train call: input_fn and trace), {m / p:.2f} (later)")
     sys.stdout.flush()
     if args.evaluation_only:
         return
