@@ -106,11 +106,13 @@ def run_train_steps(
     return None if loss is None else float(loss)
 
 
-@tf.function(autograph=False, reduce_retracing=True)
+@tf.function(autograph=False)
 def _variable_sums(variables: list[tf.Variable]) -> tf.Tensor:
     """One sum per variable (NaN and inf never sum to a finite number), in float32 at least so
-    that float16 weights do not overflow it."""
-    wide = [v if v.dtype in (tf.float32, tf.float64) else tf.cast(v, tf.float32) for v in variables]
+    that float16 weights do not overflow it. Each is flattened first: the sum must not depend
+    on the static shape a variable had when the function was traced."""
+    flat = [tf.reshape(v, [-1]) for v in variables]
+    wide = [v if v.dtype in (tf.float32, tf.float64) else tf.cast(v, tf.float32) for v in flat]
     return tf.stack([tf.cast(tf.reduce_sum(v), tf.float64) for v in wide])
 
 

@@ -152,3 +152,32 @@ def test_iterations_per_loop_calls_are_checked_after_the_call_that_reaches_the_w
                                                                 rf"the check runs every {WINDOW} steps"):
         est.train(_input_fn, steps=50)
     assert checkpoint_steps(model_dir) == [0]
+
+
+def _shaped_fn(features, labels, mode, params):
+    # Variables of the given shapes, in this order; the last one starts as NaN.
+    for i, shape in enumerate(params["shapes"]):
+        value = np.nan if i == len(params["shapes"]) - 1 and params["nan"] else 1.0
+        tf.compat.v1.get_variable(f"v{i}", shape, initializer=tf.compat.v1.constant_initializer(value))
+    step = tf.compat.v1.train.get_global_step()
+    return bridge.EstimatorSpec(mode, loss=tf.constant(1.0), train_op=tf.compat.v1.assign_add(step, 1))
+
+
+def test_models_of_other_shapes_reuse_the_check_correctly(tmp_path):
+    # One traced check serves every model of the same variable shapes; models whose variables
+    # have other ranks at the same positions get their own (a relaxed trace summed them wrongly).
+    config = bridge.RunConfig(save_checkpoints_steps=None, save_checkpoints_secs=None, log_step_count_steps=None)
+    x = np.ones((4, 3), np.float32)
+
+    def input_fn():
+        return tf.data.Dataset.from_tensor_slices(({"x": x}, x)).batch(2)
+
+    for i, (shapes, nan) in enumerate([([[1, 3], []], False), ([[], [1, 3]], False), ([[2], [1, 3], [4, 1, 2]], False),
+                                       ([[], [1, 3]], True), ([[3, 1], []], True)]):
+        est = bridge.Estimator(_shaped_fn, model_dir=str(tmp_path / str(i)), config=config,
+                               params={"shapes": shapes, "nan": nan})
+        if not nan:
+            est.train(input_fn, steps=1)
+            continue
+        with pytest.raises(bridge.NanLossDuringTrainingError, match=rf"after global step 1: \['v{len(shapes) - 1}'\]"):
+            est.train(input_fn, steps=1)
