@@ -107,11 +107,12 @@ def eval_results(spec: Any, last: Mapping[str, Any], batches: int, loss_sum: flo
 class TracedEvaluation:
     """An evaluation's traced step with its input, which can run again over fresh input (no new trace).
 
-    ``restart(variables_from)`` prepares another run: the model variables take the values of
-    ``variables_from`` (checkpoint key -> variable), metric state its initial values, and the
-    step a new iterator over the same dataset (input_fn is not called again, as 2.15's
-    InMemoryEvaluatorHook re-initialised its input). Only a step without hooks restarts:
-    hooks' ``begin`` runs inside the trace (``reusable``).
+    ``restart(variables_from, after_begin)`` prepares another run: the model variables take the
+    values of ``variables_from`` (checkpoint key -> variable), metric state its initial values,
+    and the step a new iterator over the same dataset (input_fn is not called again, as 2.15's
+    InMemoryEvaluatorHook re-initialised its input); the hooks begin again
+    (``TracedStep.begin_again``). It returns False when they cannot run on this trace; the
+    caller then traces again. Under a strategy nothing is reused (``reusable``).
     """
 
     data: Any
@@ -126,13 +127,14 @@ class TracedEvaluation:
 
     @property
     def reusable(self) -> bool:
-        return not self.step.hooks and self.strategy is None
+        return self.strategy is None
 
-    def restart(self, variables_from: Mapping[str, tf.Variable]) -> None:
+    def restart(self, variables_from: Mapping[str, tf.Variable], after_begin: Any) -> bool:
         copy_variables(self.store, variables_from)
         for key, variable in self.store.local_variables.items():
             variable.assign(self._initial_metric_state[key])
         self.step.rebind(iter(self.data.dataset))
+        return self.step.begin_again(after_begin) if self.step.hooks else True
 
     def release_input(self) -> None:
         """Drops the iterator between runs (the traced function stays)."""

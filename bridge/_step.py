@@ -505,6 +505,31 @@ class TracedStep:
         self._first_run = None
         self._call = None if iterator is None else _flat_caller(self._function, iterator, looped=self._iterations > 1)
 
+    def begin_again(self, after_begin: Callable[[Sequence[SessionRunHook]], None]) -> bool:
+        """Starts the hooks again for another pass of the same traced function (after ``rebind``).
+
+        As a new Session did: each hook's ``begin`` (in the graph model_fn was traced in, so
+        lookups by name find the traced tensors), ``after_begin(hooks)`` (after_create_session),
+        and the first ``before_run``. False when a hook now asks for a fetch the trace does not
+        return (one it built anew): the caller must trace again.
+        """
+        graph = self._model_graph or self._function.graph
+        with graph.as_default():
+            for hook in self.hooks:
+                hook.begin()
+        after_begin(self.hooks)
+        context = SessionRunContext()
+        with graph.as_default():
+            requests = [hook.before_run(context) for hook in self.hooks]
+        for hook, request in zip(self.hooks, requests):
+            if request is None:
+                continue
+            _refuse_feeds(hook, request)
+            if any(_fetch_key(item) not in self._fetch_index for item in tf.nest.flatten(request.fetches)):
+                return False
+        self._first_run = (context, requests)
+        return True
+
     def close(self) -> None:
         """Drops the traced function, and with it the input iterator it captured.
 

@@ -190,6 +190,59 @@ def test_in_memory_evaluator_traces_once_and_each_evaluation_equals_evaluate_of_
     assert counts["eval_model_fn"] == 1 + 4 + 1  # the four evaluate calls above, then one trace for this train
 
 
+def test_in_memory_evaluator_with_eval_hooks_reuses_the_trace_unless_a_hook_builds_new_fetches(tmp_path):
+    """Hooks begin again for every evaluation (2.15: a new session each); the trace is reused when it serves them."""
+    traces = []
+    begun = []
+    losses = []
+
+    class LossRecorder(bridge.SessionRunHook):  # built in model_fn: fetches a traced tensor
+        def __init__(self, loss):
+            self._loss = loss
+
+        def begin(self):
+            begun.append("recorder")
+
+        def before_run(self, run_context):
+            return bridge.SessionRunArgs(self._loss)
+
+        def after_run(self, run_context, run_values):
+            losses.append(float(run_values.results))
+
+    class NewTensorEachBegin(bridge.SessionRunHook):  # builds its fetch in begin: needs a new trace
+        def begin(self):
+            begun.append("new")
+            self._tensor = tf.constant(1.0)
+
+        def before_run(self, run_context):
+            return bridge.SessionRunArgs(self._tensor)
+
+    def model_fn(features, labels, mode):
+        spec = linear_model_fn(features, labels, mode)
+        if mode == bridge.ModeKeys.EVAL:
+            traces.append(1)
+            spec = spec._replace(evaluation_hooks=[LossRecorder(spec.loss)])
+        return spec
+
+    config = bridge.RunConfig(log_step_count_steps=None)
+    estimator = bridge.Estimator(model_fn, model_dir=str(tmp_path / "a"), config=config)
+    hook = bridge.experimental.InMemoryEvaluatorHook(estimator, make_input_fn(x=X1, y=Y1, batch_size=32), every_n_iter=4)
+    # evaluates at steps 0, 4, 8 and at the end (8 again)
+    estimator.train(make_input_fn(x=X1, y=Y1, batch_size=8, epochs=None), steps=8, hooks=[hook])
+    assert len(traces) == 1 and begun == ["recorder"] * 4 and len(losses) == 4 * 2
+    metrics = _eval_events.read_eval_metrics(estimator.eval_dir())
+    np.testing.assert_allclose([np.mean(losses[i:i + 2]) for i in (0, 2, 6)], [metrics[s]["loss"] for s in (0, 4, 8)], rtol=1e-6)
+
+    traces.clear()
+    begun.clear()
+    estimator = bridge.Estimator(model_fn, model_dir=str(tmp_path / "b"), config=config)
+    hook = bridge.experimental.InMemoryEvaluatorHook(
+        estimator, make_input_fn(x=X1, y=Y1, batch_size=32), hooks=[NewTensorEachBegin()], every_n_iter=4)
+    estimator.train(make_input_fn(x=X1, y=Y1, batch_size=8, epochs=None), steps=8, hooks=[hook])
+    assert len(traces) == 4 and begun.count("new") == 4 + 3  # every evaluation traced again (begin in each trace too)
+    assert sorted(_eval_events.read_eval_metrics(estimator.eval_dir())) == [0, 4, 8]
+
+
 def test_in_memory_evaluator_bad_arguments(tmp_path):
     recorded = facts("in_memory_evaluator.json")["errors"]
     estimator = bridge.Estimator(linear_model_fn, model_dir=str(tmp_path))

@@ -10,8 +10,10 @@ and once at the end, writing ``model_dir/eval`` (or ``eval_<name>``) like ``eval
 Like 2.15, which built its eval graph once, input_fn is called and model_fn traced for the
 first evaluation of a ``train`` call only; later ones run the same traced step over a new
 iterator of the same dataset, with the metric state reset (``TracedEvaluation.restart``).
-Eval hooks (``hooks``, or model_fn's ``evaluation_hooks``) begin inside the trace, so with
-hooks every evaluation traces again, as before.
+Eval hooks (``hooks``, or model_fn's ``evaluation_hooks``) begin again for every evaluation,
+as with 2.15's new session per evaluation, in the traced graph (so lookups by name find the
+traced tensors); a hook that then asks for a fetch the trace does not return (one it built
+anew in begin) makes that evaluation trace again, and so begins twice in it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 from bridge._eval_predict import TracedEvaluation, copy_variables
 from bridge._variables import active_store
-from bridge.hooks import SecondOrStepTimer, SessionRunContext, SessionRunHook, SessionRunValues, check_hooks
+from bridge.hooks import NO_COORDINATOR, NO_SESSION, SecondOrStepTimer, SessionRunContext, SessionRunHook, SessionRunValues, check_hooks
 
 logger = logging.getLogger("bridge")
 
@@ -96,13 +98,13 @@ class InMemoryEvaluatorHook(SessionRunHook):
     def _evaluate(self) -> dict[str, Any]:
         self._timer.update_last_triggered_step(self._iter_count)
         estimator = self._estimator
+        if self._evaluation is not None and not self._evaluation.restart(self._variables, _after_create_session):
+            self._close()  # a hook asks for something the trace does not return: trace again
         if self._evaluation is None:
             self._evaluation = estimator._trace_evaluation(
                 self._input_fn, self._steps, self._hooks,
                 initialize=lambda store: copy_variables(store, self._variables),
             )
-        else:
-            self._evaluation.restart(self._variables)
         try:
             return estimator._run_evaluation(self._evaluation, self._name, checkpoint_path=None)
         finally:
@@ -115,3 +117,8 @@ class InMemoryEvaluatorHook(SessionRunHook):
         if self._evaluation is not None:
             self._evaluation.step.close()
             self._evaluation = None
+
+
+def _after_create_session(hooks: Sequence[SessionRunHook]) -> None:
+    for hook in hooks:
+        hook.after_create_session(NO_SESSION, NO_COORDINATOR)
