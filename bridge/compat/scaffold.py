@@ -16,7 +16,8 @@ each field tf.estimator 2.15's meaning (facts: tests/fixtures/legacy_2_15/scaffo
 * ``init_op``, ``local_init_op`` and whatever init_fn runs through ``session.run`` are ops
   model_fn built in the traced step; they run once, outside it (``bridge.compat._run_once``).
   init_fn's ``session`` is a stand-in: ``run`` of variables, tensors and ops built in model_fn
-  (no ``feed_dict``); a ``tf.compat.v1.train.Saver`` built in model_fn restores by name.
+  (no ``feed_dict``); a ``tf.compat.v1.train.Saver`` built in model_fn restores by name, and so
+  does ``scaffold.saver`` when the Scaffold has none (2.15's default Saver of every variable).
   Under a tf.distribute strategy with several replicas such ops are refused (run outside the
   step they would set one replica's copy); eager assignments in init_fn set every replica.
 * ``saver=tf.compat.v1.train.Saver(...)`` decides model_dir's checkpoints: ``var_list`` (a list,
@@ -316,6 +317,8 @@ def _initializer_for(scaffold: Any, store: Any, initializers: _Initializers) -> 
                     )
                 _run_init_op(init_op, store, init_fn is not None, initializers)
             if init_fn is not None:
+                if scaffold._saver is None:  # 2.15's finalized Scaffold had a default Saver of every variable
+                    scaffold._saver = Saver(var_list=store.model_variables)
                 logger.info("Running the Scaffold's init_fn (model_dir has no checkpoint).")
                 init_fn(scaffold, _Session(store))
         if local_init_op is not None:

@@ -131,6 +131,22 @@ def test_init_fn_restores_a_pretrained_checkpoint_through_a_saver(tmp_path, warm
     assert prediction["y"].tolist() == [7.5]  # no checkpoint in model_dir: init_fn's w, b's initial value
 
 
+def test_init_fn_restores_through_the_scaffolds_default_saver(tmp_path, warm_start_source):
+    seen = []
+
+    def scaffold_fn(w, b):
+        def init_fn(scaffold, session):
+            seen.append({"saver": type(scaffold.saver).__name__})
+            scaffold.saver.restore(session, warm_start_source)
+
+        return tf.compat.v1.train.Scaffold(init_fn=init_fn)
+
+    _train_one_step(tmp_path, scaffold_fn)
+    fact = INIT["init_fn_restores_through_scaffold_saver"]
+    assert seen == fact["init_fn_saw"]
+    _assert_values(tmp_path, fact["checkpoint"]["values"])
+
+
 # -- init_op --------------------------------------------------------------------------------
 def _init_op_after_global_initializer(w, b):
     with tf.control_dependencies([tf.compat.v1.global_variables_initializer()]):
