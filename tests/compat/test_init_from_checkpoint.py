@@ -136,3 +136,29 @@ def test_warm_start_of_partitioned_variables_matches_2_15(tmp_path, case):
     assert sorted(estimator.get_variable_names()) == sorted(expected)
     for name, value in expected.items():
         np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-6, err_msg=name)
+
+
+def test_partitioned_variable_exports_and_serves_predict_values(tmp_path):
+    def model_fn(features, labels, mode):
+        x = tf.compat.v1.get_variable(
+            "x", [7, 2], initializer=tf.compat.v1.ones_initializer(), partitioner=tf.compat.v1.fixed_size_partitioner(3)
+        )
+        y = tf.matmul(features["a"], tf.convert_to_tensor(x))
+        if mode == bridge.ModeKeys.PREDICT:
+            return bridge.EstimatorSpec(mode, predictions={"y": y}, export_outputs={"y": bridge.export.PredictOutput({"y": y})})
+        loss = tf.reduce_sum(y)
+        step = tf.compat.v1.train.get_global_step()
+        return bridge.EstimatorSpec(mode, loss=loss, train_op=tf.compat.v1.train.GradientDescentOptimizer(0.1).minimize(loss, global_step=step))
+
+    def serving_input_receiver_fn():
+        a = tf.compat.v1.placeholder(tf.float32, [None, 7])
+        return bridge.export.ServingInputReceiver({"a": a}, {"a": a})
+
+    a = np.arange(14, dtype=np.float32).reshape(2, 7)
+    estimator = bridge.Estimator(model_fn, str(tmp_path / "model"), bridge.RunConfig(log_step_count_steps=None))
+    estimator.train(lambda: tf.data.Dataset.from_tensors(({"a": a}, np.zeros(2, np.float32))).repeat(), steps=2)
+    export_dir = estimator.export_saved_model(str(tmp_path / "export"), serving_input_receiver_fn)
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](a=tf.constant(a))["y"].numpy()
+    predicted = np.stack([row["y"] for row in estimator.predict(lambda: tf.data.Dataset.from_tensors({"a": a}))])
+    np.testing.assert_allclose(served, predicted, rtol=1e-6)
+    assert not np.allclose(predicted, a.sum(axis=1, keepdims=True))  # trained away from the ones it started from
