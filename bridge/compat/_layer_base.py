@@ -159,7 +159,8 @@ class Layer:
             aggregation=aggregation,
             partitioner=partitioner,
         )
-        parts = list(variable) if partitioner is not None and hasattr(variable, "_get_variable_list") else [variable]
+        # a partitioned variable (partitioner=, or the variable scope's) counts as its parts
+        parts = variable._get_variable_list() if hasattr(variable, "_get_variable_list") else [variable]
         (self._trainable_weights if trainable else self._non_trainable_weights).extend(parts)
         return variable
 

@@ -124,6 +124,18 @@ def test_partitioned_variable_checkpoints_are_2_15s(tmp_path):
     assert momentum.evaluate(PARTITIONED_CASES.input_fn, steps=1)["global_step"] == 3
 
 
+def test_v1_layer_under_a_partitioned_variable_scope_matches_2_15(tmp_path):
+    """variable_scope(partitioner=...) around tf.compat.v1.layers.dense: kernel, bias and Momentum
+    slots partitioned, saved whole, trained as in 2.15."""
+    model_fn = PARTITIONED_CASES.make_layer_model_fn(bridge.EstimatorSpec)
+    estimator = bridge.Estimator(model_fn, str(tmp_path), bridge.RunConfig(log_step_count_steps=None))
+    estimator.train(PARTITIONED_CASES.input_fn, steps=3)
+    expected = PARTITIONED["layer_under_partitioned_scope"]
+    assert sorted(estimator.get_variable_names()) == sorted(expected)
+    for name, value in expected.items():
+        np.testing.assert_allclose(estimator.get_variable_value(name), value, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
 @pytest.mark.parametrize("case", sorted(PARTITIONED["warm_start"]))
 def test_warm_start_of_partitioned_variables_matches_2_15(tmp_path, case):
     """WarmStartSettings selects and renames a partitioned variable by its name (``x``), as 2.15 did."""
