@@ -141,7 +141,12 @@ class Layer:
         TF1's signature and rules: ``trainable`` defaults to True (False for ``ON_READ``
         synchronization), a regularizer's penalty goes to ``REGULARIZATION_LOSSES`` once.
         """
-        unknown = set(kwargs) - {"getter", "experimental_autocast", "caching_device"}
+        if kwargs.get("getter") is not None:
+            raise NotImplementedError(
+                "add_weight(getter=...) is not supported by bridge's tf.compat.v1.layers.Layer; wrap the layer call "
+                "in tf.compat.v1.variable_scope(..., custom_getter=...) instead (its getter sees every weight)."
+            )
+        unknown = set(kwargs) - {"getter", "experimental_autocast", "caching_device"}  # the last two: no effect here
         if unknown:
             raise TypeError(f"add_weight got unexpected keyword arguments: {sorted(unknown)}")
         if trainable is None:
