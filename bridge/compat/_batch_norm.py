@@ -146,8 +146,16 @@ class BatchNormalization(Layer):
         return tf.reshape(value, shape)
 
     def call(self, inputs: tf.Tensor, training: Any = False) -> tf.Tensor:
-        if self._extended:
-            return self._call_extended(inputs, training)
+        if self._use_fused:
+            return self._call_standard(inputs, training)
+        # As TF1: 16-bit inputs are normalised in float32 (the parameters' dtype), then cast back.
+        low_precision = inputs.dtype in (tf.float16, tf.bfloat16)
+        x = tf.cast(inputs, tf.float32) if low_precision else inputs
+        outputs = self._call_extended(x, training) if self._extended else self._call_standard(x, training)
+        return tf.cast(outputs, inputs.dtype) if low_precision else outputs
+
+    def _call_standard(self, inputs: tf.Tensor, training: Any) -> tf.Tensor:
+        """Plain or fused batch normalization, with its two moving-average updates."""
         if self._use_fused:
             outputs, mean, variance = self._fused(inputs, training)
         else:
