@@ -209,11 +209,11 @@ class RunConfig:
             statistics) holds NaN/inf, even while the loss is still finite. True checks
             every 32 steps (or once per traced call of more steps), before every checkpoint
             save and when training ends: non-finite values never reach a checkpoint, and the
-            error names the window they appeared in, for well under 1 % of a step's time. An
-            integer N checks every N steps instead (1: after every step, naming the exact
-            step; it reads every variable every step and ends grouped calls after each
-            step: 30-80 % more CPU per step on a small MLP). False skips it (saves still
-            refuse non-finite values).
+            error names the window they appeared in (cost: about 1 % of a small model's
+            step). An integer N checks every N steps instead (1: after every step, naming
+            the exact step; it reads every variable every step and ends grouped calls after
+            each step: 30-80 % more CPU per step on a small MLP). False skips it (saves
+            still refuse non-finite values).
 
         Raises:
           ValueError: an invalid value or TF_CONFIG (messages as in tf.estimator).
