@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from bridge.canned import _common, _feature_columns
+from bridge.canned import _common, _feature_columns, _summaries
 from bridge.canned.heads import Head
 from bridge.mode_keys import ModeKeys
 
@@ -62,11 +62,18 @@ def validate_hidden_units(hidden_units: Any) -> tuple[int, ...]:
 
 
 def dnn_network(features: Any, feature_columns: tuple, hidden_units: Sequence[int], units: int,
-             activation_fn: Callable | None, dropout: float | None, batch_norm: bool,
-             mode: str) -> tuple[tf.Tensor, list]:
-    """input_from_feature_columns -> hiddenlayer_<i> ... -> logits, in the caller's variable scope."""
+                activation_fn: Callable | None, dropout: float | None, batch_norm: bool,
+                mode: str, summary_prefix: str | None = None) -> tuple[tf.Tensor, list]:
+    """input_from_feature_columns -> hiddenlayer_<i> ... -> logits, in the caller's variable scope.
+
+    In TRAIN each layer writes 2.15's summaries, tagged ``<summary_prefix>/hiddenlayer_<i>/...``
+    (default: the current name scope).
+    """
     _feature_columns.validate_features(features)
     training = mode == ModeKeys.TRAIN
+    if summary_prefix is None:
+        summary_prefix = tf.compat.v1.get_default_graph().get_name_scope()
+    tag = f"{summary_prefix}/" if summary_prefix else ""
     update_ops: list = []
     net = _feature_columns.dense_input(features, feature_columns)
     for i, width in enumerate(hidden_units):
@@ -77,8 +84,12 @@ def dnn_network(features: Any, feature_columns: tuple, hidden_units: Sequence[in
             if batch_norm:
                 net, updates = _batch_norm(net, f"batchnorm_{i}", training)
                 update_ops += updates
+        if training:
+            _summaries.layer(net, f"{tag}hiddenlayer_{i}")
     with tf.compat.v1.variable_scope("logits"):
         logits = _dense(net, units, None)
+    if training:
+        _summaries.layer(logits, f"{tag}logits")
     return logits, update_ops
 
 
@@ -87,7 +98,8 @@ def dnn_logits(features: Any, feature_columns: tuple, hidden_units: Sequence[int
                mode: str) -> tuple[tf.Tensor, list]:
     """Logits of the network under ``dnn/``, and the batch-norm update ops of a training step."""
     with tf.compat.v1.variable_scope("dnn"):
-        return dnn_network(features, feature_columns, hidden_units, units, activation_fn, dropout, batch_norm, mode)
+        return dnn_network(features, feature_columns, hidden_units, units, activation_fn, dropout, batch_norm, mode,
+                           summary_prefix="dnn")
 
 
 def dnn_logit_fn_builder(units: int, hidden_units: Sequence[int], feature_columns: Any,

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from bridge.canned import _common, _feature_columns, _optimizers
+from bridge.canned import _common, _feature_columns, _optimizers, _summaries
 from bridge.canned.dnn import dnn_logits, validate_hidden_units
 from bridge.canned.heads import Head
 from bridge.canned.linear import linear_logits
@@ -34,7 +34,11 @@ def _combined_model_fn(head: Head, linear_columns: tuple, linear_optimizer: Any,
                                             activation_fn, dropout, batch_norm, mode)
             parts.append(logits)
         if linear_columns:
-            parts.append(linear_logits(features, linear_columns, head.logits_dimension, sparse_combiner))
+            training = mode == ModeKeys.TRAIN
+            parts.append(linear_logits(features, linear_columns, head.logits_dimension, sparse_combiner,
+                                       summary_prefix="" if training else None))
+            if training:
+                _summaries.layer(parts[-1], "linear")
         logits = tf.add_n(parts) if len(parts) > 1 else parts[0]
         train_op_fn = None
         if mode == ModeKeys.TRAIN:

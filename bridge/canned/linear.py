@@ -11,17 +11,23 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from bridge.canned import _common, _feature_columns
+from bridge.canned import _common, _feature_columns, _summaries
 from bridge.canned.heads import Head
+from bridge.mode_keys import ModeKeys
 
 LEARNING_RATE = 0.2
 
 
-def linear_logits(features: Any, feature_columns: tuple, units: int, sparse_combiner: str) -> tf.Tensor:
-    """The model's logits under ``linear/``."""
+def linear_logits(features: Any, feature_columns: tuple, units: int, sparse_combiner: str,
+                  summary_prefix: str | None = None) -> tf.Tensor:
+    """The model's logits under ``linear/``; with a ``summary_prefix`` (TRAIN) it writes 2.15's
+    ``<prefix>/bias`` and ``<prefix>/fraction_of_zero_weights`` summaries."""
     _feature_columns.validate_features(features)
     with tf.compat.v1.variable_scope("linear"):
-        return _feature_columns.linear_logits(features, feature_columns, units, sparse_combiner)
+        logits = _feature_columns.linear_logits(features, feature_columns, units, sparse_combiner)
+    if summary_prefix is not None:
+        _summaries.linear_weights(_feature_columns.trainable_variables("linear"), summary_prefix)
+    return logits
 
 
 def linear_logit_fn_builder(units: int, feature_columns: Any, sparse_combiner: str = "sum") -> Callable:
@@ -40,7 +46,8 @@ def linear_logit_fn_builder(units: int, feature_columns: Any, sparse_combiner: s
 
 def _linear_model_fn(head: Head, feature_columns: tuple, optimizer: Any, sparse_combiner: str) -> Callable:
     def model_fn(features, labels, mode, config):
-        logits = linear_logits(features, feature_columns, head.logits_dimension, sparse_combiner)
+        logits = linear_logits(features, feature_columns, head.logits_dimension, sparse_combiner,
+                               summary_prefix="" if mode == ModeKeys.TRAIN else None)
         return _common.spec_with_optimizer(head, features, labels, mode, logits, optimizer, LEARNING_RATE,
                                            _feature_columns.trainable_variables("linear"))
 

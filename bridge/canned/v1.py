@@ -34,11 +34,11 @@ from typing import Any, Callable, Sequence
 
 import tensorflow as tf
 
-from bridge.canned import _common, _feature_columns
+from bridge.canned import _common, _feature_columns, _summaries
 from bridge.canned.baseline import baseline_logits
 from bridge.canned.dnn import dnn_network, validate_hidden_units
-from bridge.canned.heads import BinaryClassHead, Head
-from bridge.canned.heads._base import SUM
+from bridge.canned.heads import BinaryClassHead, Head, MultiClassHead, RegressionHead
+from bridge.canned.heads._base import SUM, example_weights
 from bridge.canned.linear import linear_logits
 from bridge.mode_keys import ModeKeys
 
@@ -133,6 +133,16 @@ def _declare_loss_reduction(head: Head) -> None:
     tf.compat.v1.get_default_graph()._last_loss_reduction = v1_name  # pylint: disable=protected-access
 
 
+def _average_loss_summary(head: Head, features: Any, logits: tf.Tensor, loss: tf.Tensor) -> None:
+    """2.15's TF1 heads with a summed loss wrote ``average_loss``: the loss over the example weights."""
+    if head.loss_reduction != SUM or not isinstance(head, (BinaryClassHead, MultiClassHead, RegressionHead)):
+        return
+    weights = example_weights(features, head._weight_column, logits)  # pylint: disable=protected-access
+    examples = tf.cast(tf.shape(logits)[0], tf.float32) if weights is None else tf.reduce_sum(weights)
+    losses_per_example = head.logits_dimension if isinstance(head, RegressionHead) else 1
+    _summaries.scalar("average_loss", loss / (examples * losses_per_example))
+
+
 def _spec(head: Head, features: Any, labels: Any, mode: str, logits: tf.Tensor, optimizer: Any,
           learning_rate: float, slot_prefix: str | None, own_variables_scope: str, update_ops: Sequence[Any] = ()):
     """The head's spec, trained by one TF1 optimizer over every trainable variable."""
@@ -142,6 +152,7 @@ def _spec(head: Head, features: Any, labels: Any, mode: str, logits: tf.Tensor, 
         v1_optimizer = resolve_optimizer(optimizer, learning_rate, slot_prefix, own_variables_scope)
 
         def train_op_fn(loss):
+            _average_loss_summary(head, features, logits, loss)
             return _minimize(v1_optimizer, loss, tf.compat.v1.trainable_variables(),
                              tf.compat.v1.train.get_global_step())
 
@@ -190,7 +201,7 @@ class DNNEstimator(_V1Estimator):
         def model_fn(features, labels, mode, config):
             with tf.compat.v1.variable_scope("dnn"):
                 logits, update_ops = dnn_network(features, columns, units, head.logits_dimension, activation_fn,
-                                                 dropout, batch_norm, mode)
+                                                 dropout, batch_norm, mode, summary_prefix="dnn/dnn")
             return _spec(head, features, labels, mode, logits, optimizer, DNN_LEARNING_RATE, DNN_SLOT_PREFIX,
                          "dnn/head", update_ops)
 
@@ -245,7 +256,8 @@ class LinearEstimator(_V1Estimator):
                 learning_rate=min(LINEAR_LEARNING_RATE, 1.0 / math.sqrt(max(len(columns), 1))))
 
         def model_fn(features, labels, mode, config):
-            logits = linear_logits(features, columns, head.logits_dimension, sparse_combiner)
+            logits = linear_logits(features, columns, head.logits_dimension, sparse_combiner,
+                                   summary_prefix="linear" if mode == ModeKeys.TRAIN else None)
             return _spec(head, features, labels, mode, logits, optimizer, LINEAR_LEARNING_RATE, LINEAR_SLOT_PREFIX,
                          "linear/head")
 
@@ -308,10 +320,15 @@ class DNNLinearCombinedEstimator(_V1Estimator):
                     raise ValueError("dnn_hidden_units must be defined when dnn_feature_columns is specified.")
                 with tf.compat.v1.variable_scope("dnn"):
                     logits, update_ops = dnn_network(features, dnn_columns, units, head.logits_dimension,
-                                                     dnn_activation_fn, dnn_dropout, batch_norm, mode)
+                                                     dnn_activation_fn, dnn_dropout, batch_norm, mode,
+                                                     summary_prefix="dnn/dnn")
                 parts.append(logits)
             if linear_columns:
-                parts.append(linear_logits(features, linear_columns, head.logits_dimension, linear_sparse_combiner))
+                training = mode == ModeKeys.TRAIN
+                parts.append(linear_logits(features, linear_columns, head.logits_dimension, linear_sparse_combiner,
+                                           summary_prefix="linear" if training else None))
+                if training:
+                    _summaries.layer(parts[-1], "linear/linear")
             logits = tf.add_n(parts) if len(parts) > 1 else parts[0]
             _declare_loss_reduction(head)
             train_op_fn = None
@@ -323,6 +340,7 @@ class DNNLinearCombinedEstimator(_V1Estimator):
                     optimizers.append(("linear", resolve_optimizer(linear_optimizer, linear_rate)))
 
                 def train_op_fn(loss):
+                    _average_loss_summary(head, features, logits, loss)
                     step = tf.compat.v1.train.get_global_step()
                     ops = [_minimize(opt, loss, _feature_columns.trainable_variables(scope), None)
                            for scope, opt in optimizers]
