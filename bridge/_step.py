@@ -157,6 +157,21 @@ def _fetch_key(item: Any) -> Any:
     return ("name", item) if isinstance(item, str) else id(item)
 
 
+# The output a training body may add: the global step read before train_op increments it.
+STEP_BEFORE_UPDATE = "global_step_before_update"
+
+
+def _sees_step_before_update(hook: SessionRunHook) -> bool:
+    """Whether ``hook`` fetching the global step gets its value from before the step's update.
+
+    In 2.15 a hook's fetch of the global step ran alongside train_op and read the value the batch
+    trained at (0 on the first step), while the increment came later in the same Session.run.
+    bridge's own step-keeping hooks are written for the incremented value and say so with
+    ``_bridge_fetches_updated_step``.
+    """
+    return not getattr(hook, "_bridge_fetches_updated_step", False)
+
+
 def _refuse_feeds(hook: SessionRunHook, request: Any) -> None:
     if getattr(request, "feed_dict", None):
         raise ValueError(
@@ -240,7 +255,8 @@ class TracedStep:
         self.spec: Any = None
         self.hooks: list[SessionRunHook] = []
         self.output_names: list[str] = []
-        self._fetch_index: dict[int, int] = {}
+        self._fetch_index: dict[Any, int] = {}
+        self._step_keys: set[Any] = set()  # fetch keys naming the global step (see _sees_step_before_update)
         self._loss_fetches: set[int] = set()  # output positions where a hook fetches spec.loss
         self._fetched: list[Any] = []  # keeps fetched objects alive so their ids stay unique
         self._plans: dict[int, tuple] = {}  # per hook: (fetches, output positions, shape of the result)
@@ -387,7 +403,11 @@ class TracedStep:
             self._collected = {i for i, name in enumerate(self.output_names) if self._collect(name)}
         values = list(outputs.values())
         flat = [tf.convert_to_tensor(t) for t in values]
-        seen: set[int] = set()
+        seen: set[Any] = set()
+        names = list(outputs)
+        step_at = before_at = None
+        if "global_step" in names and STEP_BEFORE_UPDATE in names:
+            step_at, before_at = names.index("global_step"), names.index(STEP_BEFORE_UPDATE)
         for hook in hooks:
             hook.begin()
         if first and self._on_session is not None and self._strategy is None:
@@ -404,11 +424,14 @@ class TracedStep:
             _refuse_feeds(hook, request)
             for item in tf.nest.flatten(request.fetches):
                 key = _fetch_key(item)
+                if isinstance(item, str):  # a tensor's name, as Session.run accepted it
+                    item = _as_graph_element(item)
+                if step_at is not None and values[step_at] is item and _sees_step_before_update(hook):
+                    self._step_keys.add(key)
+                    key, item = ("before", key), values[before_at]
                 if key in seen:
                     continue
                 seen.add(key)
-                if isinstance(item, str):  # a tensor's name, as Session.run accepted it
-                    item = _as_graph_element(item)
                 if isinstance(item, tf.Operation):  # run for its effect; the hook gets None
                     self._run_only.append(item)
                     if first:
@@ -680,8 +703,11 @@ class TracedStep:
         return tf.nest.pack_sequence_as(fetches, [value(index) for index in indices])
 
     def _index_of(self, hook: SessionRunHook, item: Any) -> int:
+        key = _fetch_key(item)
+        if key in self._step_keys and _sees_step_before_update(hook):
+            key = ("before", key)
         try:
-            return self._fetch_index[_fetch_key(item)]
+            return self._fetch_index[key]
         except KeyError:
             raise RuntimeError(
                 f"{type(hook).__name__}.before_run fetched {item!r}, which it did not fetch while the step "

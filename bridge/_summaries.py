@@ -75,6 +75,8 @@ class SummaryWriter:
 class LossSummaryHook(SessionRunHook):
     """Writes the ``loss`` scalar on the first step and then every ``every_steps`` global steps."""
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def __init__(self, writer: SummaryWriter, loss: Any, every_steps: int) -> None:
         self._writer, self._loss, self._every = writer, loss, every_steps
         self._last: int | None = None

@@ -49,6 +49,8 @@ class CheckpointSaverHook(SessionRunHook):
     bridge's (name-based, written so that a kill never loses one; the newest 5 are kept).
     """
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def __init__(
         self,
         checkpoint_dir: str,
@@ -120,6 +122,8 @@ class SummarySaverHook(SessionRunHook):
     ``merge_all`` return; None takes ``tf.compat.v1.summary.merge_all()`` of model_fn's graph.
     """
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def __init__(
         self,
         save_steps: int | None = None,
@@ -175,6 +179,8 @@ class ProfilerHook(SessionRunHook):
     records both).
     """
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def __init__(
         self,
         save_steps: int | None = None,
@@ -221,6 +227,8 @@ class FinalOpsHook(SessionRunHook):
     tf.estimator ran them once more at the end; bridge fetches them with every step and keeps
     the last values, which is the same for the usual use (metric values at the end of evaluate).
     """
+
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
 
     def __init__(self, final_ops: Any, final_ops_feed_dict: Any = None) -> None:
         if final_ops_feed_dict:

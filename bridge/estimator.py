@@ -40,7 +40,7 @@ from bridge._eval_predict import (
 from bridge._host_metrics import is_host_metric_op
 from bridge._inputs import Input, call_input_fn, make_input
 from bridge._model_fn_scopes import ModelFnCall, model_fn_scopes
-from bridge._step import CannotGroup, InputExhausted, TracedStep
+from bridge._step import STEP_BEFORE_UPDATE, CannotGroup, InputExhausted, TracedStep
 from bridge._summaries import LossSummaryHook, SummaryWriter
 from bridge._model_dir_undo import FirstCallUndo
 from bridge._train_loop import CheckpointSaver, run_train_steps
@@ -389,6 +389,7 @@ class Estimator:
                 hooks.append(LossSummaryHook(summary_writer, spec.loss, config.save_summary_steps))
             train_op = spec.train_op if isinstance(spec.train_op, tf.Operation) else spec.train_op.op
             outputs = {"loss": spec.loss, "global_step": store.global_step, "train_op": train_op}
+            outputs[STEP_BEFORE_UPDATE] = step_before  # what a user's hook fetching the global step gets
             return spec, outputs, hooks
 
         iterations = config.iterations_per_loop

@@ -17,6 +17,9 @@ The callbacks come in tf.estimator's order: ``begin``, ``after_create_session``,
   become outputs of the traced step, and its request serves the first run. Later calls come
   before every run as usual and may return any subset of those tensors (or ``None``).
 * ``after_run(run_context, run_values)`` receives numpy values in ``run_values.results``.
+  In training, a fetched global step is the step the batch trained at, read before train_op
+  increments it (0 on the first step), as 2.15's Session gave it; bridge's own step-keeping
+  hooks, written for the incremented value, declare ``_bridge_fetches_updated_step = True``.
 * There is no Session: ``session`` and ``coord`` arguments, and ``run_context.session``,
   raise a clear error when used (``NoSessionError``), naming what to use instead.
 
@@ -242,6 +245,8 @@ def _global_step_tensor():
 class StopAtStepHook(SessionRunHook):
     """Requests a stop once the global step reaches ``last_step`` (or start + ``num_steps``)."""
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def __init__(self, num_steps: int | None = None, last_step: int | None = None) -> None:
         if num_steps is None and last_step is None:
             raise ValueError("One of num_steps or last_step must be specified.")
@@ -363,11 +368,20 @@ class LoggingTensorHook(SessionRunHook):
 
     def end(self, session: Any) -> None:
         if self._log_at_end and self._last_values is not None:
-            self._log(self._last_values)
+            # 2.15 ran the tensors once more at the end: a variable (the global step) shows its final value.
+            import tensorflow as tf
+
+            values = dict(self._last_values)
+            for tag, tensor in self._current.items():
+                if isinstance(tensor, tf.Variable):
+                    values[tag] = tensor.numpy()
+            self._log(values)
 
 
 class StepCounterHook(SessionRunHook):
     """Logs ``global_step/sec`` every N steps and hands it to ``callback`` (bridge writes the summary)."""
+
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
 
     def __init__(self, every_n_steps: int = 100, callback: Callable[[int, float], None] | None = None) -> None:
         self._timer = SecondOrStepTimer(every_steps=every_n_steps)
@@ -401,6 +415,8 @@ class GlobalStepWaiterHook(SessionRunHook):
     must move it (another thread, or variables restored from a checkpoint at that step), or
     the wait never ends. Waiting is logged once a minute.
     """
+
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
 
     _bridge_groupable = True  # it acts before the first step only
 

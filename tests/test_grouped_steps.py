@@ -159,7 +159,7 @@ def test_a_user_hook_gets_every_step(tmp_path, call_sizes):
     recorder = Recorder()
     est = bridge.Estimator(model_fn, model_dir=str(tmp_path), config=config(32))
     est.train(input_fn(epochs=None), steps=10, hooks=[recorder])
-    assert recorder.steps == list(range(1, 11))
+    assert recorder.steps == list(range(10))
     assert call_sizes == [1] * 10
 
 
@@ -172,7 +172,7 @@ def test_a_model_fn_training_hook_gets_every_step(tmp_path, call_sizes):
 
     est = bridge.Estimator(hooked_model_fn, model_dir=str(tmp_path), config=config(3))
     est.train(input_fn(epochs=None), steps=12)
-    assert recorder.steps == list(range(1, 13)) and call_sizes == [1] * 12
+    assert recorder.steps == list(range(12)) and call_sizes == [1] * 12
 
 
 def test_nan_loss_stops_a_grouped_call_at_its_step(tmp_path):

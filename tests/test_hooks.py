@@ -17,7 +17,7 @@ from tests.conftest import Recorder, keras_model_fn, make_input_fn
 def test_custom_hook_sees_values_in_after_run(estimator, train_input_fn):
     hook = Recorder()
     estimator.train(train_input_fn, steps=3, hooks=[hook])
-    assert hook.steps == [1, 2, 3]
+    assert hook.steps == [0, 1, 2]  # the step each batch trains at, read before its update (2.15)
     # tf.estimator 2.15's order: before_run exactly once per run (tests/compat/test_hooks.py).
     assert hook.calls == ["begin", "after_create_session"] + ["before_run", "after_run"] * 3 + ["end"]
 
@@ -52,7 +52,7 @@ def test_training_chief_hooks_run(model_dir, train_input_fn):
         return keras_model_fn(features, labels, mode, params)._replace(training_chief_hooks=[hook])
 
     bridge.Estimator(model_fn, model_dir=model_dir, params={}).train(train_input_fn, steps=2)
-    assert hook.steps == [1, 2]
+    assert hook.steps == [0, 1]
 
 
 def test_hook_request_stop_ends_training(estimator, train_input_fn):
@@ -68,7 +68,8 @@ def test_hook_request_stop_ends_training(estimator, train_input_fn):
                 run_context.request_stop()
 
     estimator.train(train_input_fn, hooks=[StopAt2()])
-    assert int(estimator.get_variable_value("global_step")) == 2
+    # The fetched step is the one each batch trains at (0, 1, 2), as in 2.15: the third stops.
+    assert int(estimator.get_variable_value("global_step")) == 3
 
 
 def test_stop_at_step_hook_last_step(estimator, train_input_fn):
@@ -102,8 +103,8 @@ def test_logging_tensor_hook_every_n_iter(model_dir, train_input_fn, caplog):
     with caplog.at_level(logging.INFO, logger="bridge"):
         est.train(train_input_fn, steps=5)
     lines = [r.getMessage() for r in caplog.records if "the_loss = " in r.getMessage()]
-    # local iterations 0, 2, 4 (global steps 1, 3, 5); tags in sorted order.
-    assert [int(re.search(r"the_step = (\d+)", line).group(1)) for line in lines] == [1, 3, 5]
+    # local iterations 0, 2, 4: the global steps those batches trained at (2.15); tags in sorted order.
+    assert [int(re.search(r"the_step = (\d+)", line).group(1)) for line in lines] == [0, 2, 4]
     assert all(line.index("the_loss") < line.index("the_step") for line in lines)
 
 
@@ -168,7 +169,7 @@ def test_user_hooks_run_before_the_nan_check(model_dir):
     est = bridge.Estimator(keras_model_fn, model_dir=model_dir, params={})
     with pytest.raises(bridge.NanLossDuringTrainingError):
         est.train(lambda: tf.data.Dataset.from_tensor_slices(({"x": x}, np.ones((10, 1), np.float32))).batch(5), hooks=[last])
-    assert last.steps == [1, 2]  # the user hook saw the NaN step before the NaN hook raised
+    assert last.steps == [0, 1]  # the user hook saw the NaN step before the NaN hook raised
 
 
 def test_non_hooks_rejected_with_type_error(estimator, train_input_fn):

@@ -55,6 +55,8 @@ class SummarySaverHook(SessionRunHook):
     ops need not run on the others.
     """
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     _bridge_groupable = True  # triggers on step counts; see bridge.hooks (grouped steps)
 
     def __init__(self, writer: Any, summary: tf.Tensor, every_steps: int) -> None:

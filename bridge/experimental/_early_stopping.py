@@ -66,6 +66,8 @@ def _check_estimator(estimator: Any) -> None:
 class _GlobalStepHook(SessionRunHook):
     """Fetches the global step on every run (already an output of the training step: free)."""
 
+    _bridge_fetches_updated_step = True  # written for the global step after the update (bridge._step)
+
     def begin(self) -> None:
         self._global_step = _global_step_tensor()
 

@@ -103,9 +103,9 @@ def test_v1_session_run_args_fetch_values(est):
                 run_context.request_stop()
 
     est.train(endless_input_fn, hooks=[StepAndLoss()])
-    assert [s for s, _ in seen] == ["restored", 1, 2, 3]
+    assert [s for s, _ in seen] == ["restored", 0, 1, 2, 3]  # 2.15: the step before its update
     est.train(endless_input_fn, hooks=[StepAndLoss()])
-    assert seen[4] == ("restored", 3)  # after_create_session sees the restored variables
+    assert seen[5] == ("restored", 4)  # after_create_session sees the restored variables
 
 
 def test_v1_string_fetch_must_name_a_tensor(est):
