@@ -165,8 +165,12 @@ class BatchNormalization(Layer):
         momentum = _cond(training, lambda: tf.constant(self.momentum, mean.dtype), lambda: tf.constant(1.0, mean.dtype))
 
         def update(variable: tf.Variable, value: tf.Tensor) -> Callable[[], Any]:
+            # Read now, before any of the step's updates is built: in 2.15 every update read the
+            # value the step started with, so a layer called twice moves by both calls' deltas.
+            start = variable.read_value()
+
             def build():
-                return variable.assign_sub((variable.read_value() - value) * (1.0 - momentum), read_value=False)
+                return variable.assign_sub((start - value) * (1.0 - momentum), read_value=False)
 
             return build
 
