@@ -79,8 +79,15 @@ def resolve(optimizer: Any, learning_rate: float | None = None) -> Any:
             return cls(learning_rate=learning_rate) if learning_rate else cls()
         if callable(optimizer) and not isinstance(optimizer, keras.optimizers.Optimizer):
             optimizer = optimizer()
-    if not isinstance(optimizer, keras.optimizers.Optimizer) and not hasattr(optimizer, "apply_gradients"):
-        raise ValueError(f"The given object is not a tf.keras.optimizers.Optimizer instance. Given: {optimizer}")
+    # A tf.compat.v1.train optimizer has apply_gradients too; 2.15 refused it here (the v1 classes take it).
+    if isinstance(optimizer, tf.compat.v1.train.Optimizer) or (
+        not isinstance(optimizer, keras.optimizers.Optimizer) and not hasattr(optimizer, "apply_gradients")
+    ):
+        raise ValueError(
+            f"The given object is not a tf.keras.optimizers.Optimizer instance. Given: {optimizer} "
+            "(tf.estimator's canned classes train with Keras optimizers, e.g. keras.optimizers.Adam; "
+            "a tf.compat.v1.train optimizer goes to tf.compat.v1.estimator's classes)."
+        )
     return optimizer
 
 
