@@ -136,6 +136,10 @@ def install_as_tf_estimator() -> None:
         tf.compat.v2.estimator = tf.estimator
     for name in _V1_TRAIN_HOOKS:
         setattr(tf.compat.v1.train, name, getattr(bridge, name))
+    # tf.keras.estimator.model_to_estimator (tf.keras is Keras 3 here, which dropped it).
+    keras_estimator = types.ModuleType("tf.keras.estimator", "tf.keras.estimator's names, resolved to estimator-bridge.")
+    keras_estimator.model_to_estimator = bridge.model_to_estimator
+    tf.keras.estimator = keras_estimator
     from bridge.compat import layers as v1_layers
 
     v1_layers.install_classes()

@@ -140,3 +140,25 @@ def test_a_legacy_script_runs_after_the_install_line(tmp_path):
         """
     )
     assert out.split()[:2] == ["20", "True"], out
+
+
+def test_tf_keras_estimator_model_to_estimator_after_the_install_line(tmp_path):
+    """2.15 scripts converted tf.keras models with tf.keras.estimator.model_to_estimator."""
+    out = _run(
+        f"""
+        import numpy as np
+        import tensorflow as tf
+        print(hasattr(tf.keras, "estimator"))  # Keras 3: gone
+        import bridge
+        bridge.install_as_tf_estimator()
+        inputs = tf.keras.Input(shape=(4,), name="feats")
+        model = tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(inputs))
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        est = tf.keras.estimator.model_to_estimator(keras_model=model, model_dir={str(tmp_path)!r})
+        x, y = np.ones((8, 4), np.float32), np.zeros(8, np.int64)
+        est.train(lambda: tf.data.Dataset.from_tensor_slices(({{"feats": x}}, y)).batch(4), steps=2)
+        print(tf.keras.estimator.model_to_estimator is bridge.model_to_estimator, sorted(est.evaluate(
+            lambda: tf.data.Dataset.from_tensor_slices(({{"feats": x}}, y)).batch(4))))
+        """
+    )
+    assert out.splitlines() == ["False", "True ['accuracy', 'global_step', 'loss']"]
