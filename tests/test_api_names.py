@@ -120,7 +120,9 @@ EXPECTED = {
 def test_messages_name_the_namespace_the_script_uses(tmp_path, entry):
     script = tmp_path / "script.py"
     script.write_text(_SCRIPT)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    # the bridge under test (the installed package in CI, this checkout otherwise), not the checkout's sources
+    installed_root = os.path.dirname(os.path.dirname(os.path.abspath(bridge.__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=installed_root)
     done = subprocess.run([sys.executable, str(script), entry, str(tmp_path / "model")], capture_output=True, text=True,
                           env=env, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
