@@ -198,7 +198,7 @@ class CheckpointSaver:
     def begin(self, step: int) -> None:
         for listener in self._listeners:
             listener.begin()
-        self._save(step)
+        self.save(step)
 
     def steps_until_due(self, step: int) -> int | None:
         """Steps until the next step-based save (None for time-based saving)."""
@@ -212,17 +212,14 @@ class CheckpointSaver:
             return step >= self._writer.last_saved_step + self._every_steps
         return time.monotonic() - self._last_time >= self._every_secs
 
-    def save(self, step: int) -> bool:
-        """Saves ``step``; True when a listener asks to stop."""
-        return self._save(step)
-
     def end(self, step: int) -> None:
         if self._writer.last_saved_step != step:
-            self._save(step)
+            self.save(step)
         for listener in self._listeners:
             listener.end(None, step)
 
-    def _save(self, step: int) -> bool:
+    def save(self, step: int) -> bool:
+        """Saves ``step``; True when a listener asks to stop."""
         stop = _checkpoints.save_with_listeners(self._writer, self._variables, self._listeners, step)
         self._last_time = time.monotonic()
         return stop
